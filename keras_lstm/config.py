@@ -1,0 +1,551 @@
+"""The one `Config` object that flows through the whole pipeline.
+
+A config has five sections (`data`, `model`, `training`, `tuning`, `export`) plus `task` and
+`seed`. Each section is a frozen dataclass with the documented defaults; every value is checked
+when the object is built, so a bad config fails here with a `ConfigError` that names the key,
+never later inside Keras or TensorFlow.
+
+Example:
+    >>> from keras_lstm.config import load_config
+    >>> config = load_config({"data": {"targets": ["load"], "lookback": 48}})
+    >>> config.data.lookback, config.model.units
+    (48, (64, 32))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keras_lstm.errors import ConfigError
+
+TASKS = ("regression", "classification")
+SCALERS = ("standard", "minmax", "robust", "none")
+MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
+CELLS = ("lstm", "gru")
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+ALGORITHMS = ("random", "bayesian", "hyperband")
+QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
+
+
+# --- value checks -------------------------------------------------------------------------------
+# Each check takes the dotted key and the value, returns the value in its canonical form (tuples
+# for lists, floats for numbers) or raises a ConfigError naming the key.
+
+
+def _fail(key: str, value: Any, expected: str, hint: str = "") -> None:
+    raise ConfigError(f"Config key `{key}` must be {expected}. Received: {key}={value!r}{hint}")
+
+
+def _int(key, value, minimum=None, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            _fail(key, value, "an integer")
+    if minimum is not None and value < minimum:
+        _fail(key, value, f"an integer >= {minimum}")
+    if maximum is not None and value > maximum:
+        _fail(key, value, f"an integer <= {maximum}")
+    return value
+
+
+def _float(key, value, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(key, value, "a finite number")
+    value = float(value)
+    too_low = low is not None and (value < low or (low_open and value == low))
+    too_high = high is not None and (value > high or (high_open and value == high))
+    if too_low or too_high:
+        if low is not None and high is not None:
+            allowed = (
+                f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            )
+        elif low is not None:
+            allowed = f"a number {'>' if low_open else '>='} {low}"
+        else:
+            allowed = f"a number {'<' if high_open else '<='} {high}"
+        _fail(key, value, allowed)
+    return value
+
+
+def _choice(key, value, choices):
+    if value not in choices:
+        hint = difflib.get_close_matches(str(value), choices, n=1)
+        extra = f". Did you mean {hint[0]!r}?" if hint else ""
+        _fail(key, value, f"one of {', '.join(map(repr, choices))}", extra)
+    return value
+
+
+def _optional_str(key, value):
+    if value is not None and (not isinstance(value, str) or not value):
+        _fail(key, value, "a non-empty string or null")
+    return value
+
+
+def _str_list(key, value, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        _fail(key, value, "a list of column names")
+    if len(set(value)) != len(value):
+        _fail(key, value, "a list without repeated names")
+    return tuple(value)
+
+
+def _int_list(key, value, minimum=1, allow_empty=True):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        _fail(key, value, "a list of integers")
+    if not value and not allow_empty:
+        _fail(key, value, "a non-empty list of integers")
+    return tuple(_int(f"{key}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
+
+
+def _set(obj, name, value):
+    object.__setattr__(obj, name, value)
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how it becomes windows.
+
+    Args:
+        path: CSV file (relative paths are taken from the config file's folder), or None when a
+            DataFrame or arrays are passed in Python.
+        time_column: optional column that must parse as times, be unique and increasing.
+        features: input columns; default every numeric column.
+        targets: regression: one or more columns to forecast; classification: the label column.
+        lookback: time steps in one input window.
+        horizon: steps predicted at once (direct multi-step).
+        stride: step between consecutive training windows.
+        scaler: `standard`, `minmax`, `robust` or `none`; fitted on training rows only.
+        test_size: fraction (0-1) or row count of the held-out tail.
+        test_path: a separate CSV holding the test data instead of the tail.
+        season: seasonal period for the seasonal-naive baseline and MASE.
+        missing: `error`, `ffill`, `interpolate` or `drop`.
+        series_id: column that splits a long table into many series.
+        label: per-series label column for whole-sequence tasks.
+    """
+
+    path: str | None = None
+    time_column: str | None = None
+    features: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None
+    lookback: int = 24
+    horizon: int = 1
+    stride: int = 1
+    scaler: str = "standard"
+    test_size: float = 0.2
+    test_path: str | None = None
+    season: int = 1
+    missing: str = "error"
+    series_id: str | None = None
+    label: str | None = None
+
+    def __post_init__(self):
+        _set(self, "path", _optional_str("data.path", self.path))
+        _set(self, "time_column", _optional_str("data.time_column", self.time_column))
+        _set(self, "features", _str_list("data.features", self.features))
+        _set(self, "targets", _str_list("data.targets", self.targets))
+        if self.features is not None and not self.features:
+            _fail("data.features", self.features, "a non-empty list of column names or null")
+        _set(self, "lookback", _int("data.lookback", self.lookback, minimum=1))
+        _set(self, "horizon", _int("data.horizon", self.horizon, minimum=1))
+        _set(self, "stride", _int("data.stride", self.stride, minimum=1))
+        _choice("data.scaler", self.scaler, SCALERS)
+        size = _float("data.test_size", self.test_size, low=0.0, low_open=True)
+        if size >= 1 and not size.is_integer():
+            _fail("data.test_size", self.test_size, "a fraction in (0, 1) or a whole row count")
+        _set(self, "test_size", size)
+        _set(self, "test_path", _optional_str("data.test_path", self.test_path))
+        _set(self, "season", _int("data.season", self.season, minimum=1))
+        _choice("data.missing", self.missing, MISSING_POLICIES)
+        _set(self, "series_id", _optional_str("data.series_id", self.series_id))
+        _set(self, "label", _optional_str("data.label", self.label))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The recurrent network the factory builds.
+
+    Args:
+        cell: `lstm` or `gru`.
+        units: one recurrent layer per entry, e.g. `[64, 32]`.
+        bidirectional: wrap each recurrent layer in `Bidirectional`.
+        merge_mode: how `Bidirectional` merges directions: `concat`, `sum`, `mul`, `ave`.
+        embedding: `{vocab_size, dim}` for token inputs, or None.
+        dropout: `Dropout` rate after each recurrent layer, in [0, 1).
+        recurrent_dropout: dropout inside the recurrent cells, in [0, 1).
+        l2: L2 penalty on the kernel and recurrent kernel of every recurrent layer.
+        conv_filters: > 0 puts a causal `Conv1D` with this many filters in front.
+        conv_kernel_size: kernel size of that `Conv1D`.
+        dense_units: hidden `Dense` layers (ReLU) before the output layer.
+    """
+
+    cell: str = "lstm"
+    units: tuple[int, ...] = (64, 32)
+    bidirectional: bool = False
+    merge_mode: str = "concat"
+    embedding: dict | None = None
+    dropout: float = 0.2
+    recurrent_dropout: float = 0.0
+    l2: float = 1.0e-4
+    conv_filters: int = 0
+    conv_kernel_size: int = 3
+    dense_units: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _choice("model.cell", self.cell, CELLS)
+        _set(self, "units", _int_list("model.units", self.units, allow_empty=False))
+        if not isinstance(self.bidirectional, bool):
+            _fail("model.bidirectional", self.bidirectional, "true or false")
+        _choice("model.merge_mode", self.merge_mode, MERGE_MODES)
+        if self.embedding is not None:
+            if not isinstance(self.embedding, Mapping) or set(self.embedding) != {
+                "vocab_size",
+                "dim",
+            }:
+                _fail("model.embedding", self.embedding, "null or a mapping {vocab_size, dim}")
+            _set(
+                self,
+                "embedding",
+                {
+                    "vocab_size": _int(
+                        "model.embedding.vocab_size", self.embedding["vocab_size"], minimum=2
+                    ),
+                    "dim": _int("model.embedding.dim", self.embedding["dim"], minimum=1),
+                },
+            )
+        _set(self, "dropout", _float("model.dropout", self.dropout, 0.0, 1.0, high_open=True))
+        _set(
+            self,
+            "recurrent_dropout",
+            _float("model.recurrent_dropout", self.recurrent_dropout, 0.0, 1.0, high_open=True),
+        )
+        _set(self, "l2", _float("model.l2", self.l2, low=0.0))
+        _set(self, "conv_filters", _int("model.conv_filters", self.conv_filters, minimum=0))
+        _set(
+            self,
+            "conv_kernel_size",
+            _int("model.conv_kernel_size", self.conv_kernel_size, minimum=1),
+        )
+        _set(self, "dense_units", _int_list("model.dense_units", self.dense_units))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How models are fitted and cross-validated.
+
+    Args:
+        epochs: the most epochs per fit; early stopping usually ends sooner.
+        batch_size: global batch size (split across replicas under a distribution strategy).
+        learning_rate: Adam's initial learning rate.
+        clipnorm: gradient norm clipping (0 turns it off).
+        early_stopping_patience: epochs without validation improvement before stopping.
+        reduce_lr_patience: epochs without improvement before the learning rate is halved.
+        cv_splits: walk-forward folds (scikit-learn `TimeSeriesSplit`).
+        cv_gap: rows left out between the last training target and the first validation
+            target of each fold.
+        strategy: `auto`, `default`, `mirrored` or `multi_worker`.
+        backup_dir: `BackupAndRestore` directory; default inside the run's output folder.
+        shuffle: shuffle training windows each epoch (windows are independent samples).
+        class_weight: `balanced` or null, for classification.
+        tensorboard: write TensorBoard logs under the run folder.
+        csv_log: write a CSVLogger file per fit under the run folder.
+    """
+
+    epochs: int = 100
+    batch_size: int = 64
+    learning_rate: float = 1.0e-3
+    clipnorm: float = 1.0
+    early_stopping_patience: int = 10
+    reduce_lr_patience: int = 5
+    cv_splits: int = 5
+    cv_gap: int = 0
+    strategy: str = "auto"
+    backup_dir: str | None = None
+    shuffle: bool = True
+    class_weight: str | None = None
+    tensorboard: bool = False
+    csv_log: bool = False
+
+    def __post_init__(self):
+        _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
+        _set(self, "batch_size", _int("training.batch_size", self.batch_size, minimum=1))
+        _set(
+            self,
+            "learning_rate",
+            _float("training.learning_rate", self.learning_rate, low=0.0, low_open=True),
+        )
+        _set(self, "clipnorm", _float("training.clipnorm", self.clipnorm, low=0.0))
+        _set(
+            self,
+            "early_stopping_patience",
+            _int("training.early_stopping_patience", self.early_stopping_patience, minimum=0),
+        )
+        _set(
+            self,
+            "reduce_lr_patience",
+            _int("training.reduce_lr_patience", self.reduce_lr_patience, minimum=0),
+        )
+        _set(self, "cv_splits", _int("training.cv_splits", self.cv_splits, minimum=2))
+        _set(self, "cv_gap", _int("training.cv_gap", self.cv_gap, minimum=0))
+        _choice("training.strategy", self.strategy, STRATEGIES)
+        _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
+        for name in ("shuffle", "tensorboard", "csv_log"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(f"training.{name}", getattr(self, name), "true or false")
+        if self.class_weight is not None:
+            _choice("training.class_weight", self.class_weight, ("balanced",))
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """The Keras Tuner search.
+
+    Args:
+        algorithm: `random`, `bayesian` or `hyperband`.
+        max_trials: the most trials (random and bayesian).
+        search_space: keys of the `data`, `model` and `training` sections (dotted, e.g.
+            `model.units`) mapped to a list of choices or a range `{min, max, step, sampling}`.
+        refit: fit the best config at the end so the search ends with a bundle.
+    """
+
+    algorithm: str = "bayesian"
+    max_trials: int = 20
+    search_space: dict = field(default_factory=dict)
+    refit: bool = True
+
+    def __post_init__(self):
+        _choice("tuning.algorithm", self.algorithm, ALGORITHMS)
+        _set(self, "max_trials", _int("tuning.max_trials", self.max_trials, minimum=1))
+        if not isinstance(self.search_space, Mapping):
+            _fail("tuning.search_space", self.search_space, "a mapping of keys to choices")
+        _set(self, "search_space", dict(self.search_space))
+        if not isinstance(self.refit, bool):
+            _fail("tuning.refit", self.refit, "true or false")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """TFLite export.
+
+    Args:
+        quantize: `float32`, `float16`, `dynamic`, `int8` (float in/out) or `int8-full`.
+        representative_windows: calibration windows drawn from the training data for int8.
+        max_error: parity threshold (relative RMSE against Keras); null uses the mode's default.
+    """
+
+    quantize: str = "int8"
+    representative_windows: int = 1000
+    max_error: float | None = None
+
+    def __post_init__(self):
+        _choice("export.quantize", self.quantize, QUANTIZE_MODES)
+        _set(
+            self,
+            "representative_windows",
+            _int("export.representative_windows", self.representative_windows, minimum=1),
+        )
+        if self.max_error is not None:
+            _set(self, "max_error", _float("export.max_error", self.max_error, low=0.0))
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "tuning": TuningConfig,
+    "export": ExportConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration: `task`, `seed` and the five sections.
+
+    Build one with `load_config` (from a YAML/JSON file or a dict) rather than by hand.
+
+    Args:
+        task: `regression` or `classification`.
+        seed: seeds Python, NumPy and Keras and turns on TensorFlow op determinism; null for none.
+        data, model, training, tuning, export: the sections.
+    """
+
+    task: str = "regression"
+    seed: int | None = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def __post_init__(self):
+        _choice("task", self.task, TASKS)
+        if self.seed is not None:
+            _set(self, "seed", _int("seed", self.seed, minimum=0))
+        for name, cls in SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                _fail(name, getattr(self, name), f"a {cls.__name__}")
+
+    def to_dict(self) -> dict:
+        """The config as plain YAML-able data (lists, not tuples)."""
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with dotted keys changed, e.g. `config.replace(**{"model.units": [16]})`."""
+        raw = self.to_dict()
+        for dotted, value in changes.items():
+            _assign(raw, dotted, value)
+        return from_dict(raw)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as YAML, atomically (temporary file, then rename)."""
+        path = Path(path)
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        atomic_write_text(path, text)
+        return path
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _assign(raw: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    target = raw
+    for part in parts[:-1]:
+        if part not in target or not isinstance(target[part], dict):
+            raise ConfigError(f"Unknown config key `{dotted}`.")
+        target = target[part]
+    if parts[-1] not in target:
+        prefix = dotted[: -len(parts[-1])]
+        raise ConfigError(f"Unknown config key `{dotted}`.{_suggest(parts[-1], target, prefix)}")
+    target[parts[-1]] = value
+
+
+def _suggest(key: str, valid, prefix: str = "") -> str:
+    hint = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    if hint:
+        return f" Did you mean `{prefix}{hint[0]}`?"
+    return f" Valid keys: {', '.join(prefix + v for v in valid)}."
+
+
+def _check_keys(mapping: Mapping, valid, where: str) -> None:
+    prefix = f"{where}." if where else ""
+    for key in mapping:
+        if not isinstance(key, str) or key not in valid:
+            raise ConfigError(
+                f"Unknown config key `{prefix}{key}`.{_suggest(str(key), valid, prefix)}"
+            )
+
+
+def from_dict(raw: Mapping) -> Config:
+    """Build a validated `Config` from plain data, raising `ConfigError` for anything wrong."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"A config must be a mapping of sections; received {type(raw).__name__}.")
+    top = {f.name for f in fields(Config)}
+    _check_keys(raw, top, "")
+    kwargs: dict[str, Any] = {k: raw[k] for k in ("task", "seed") if k in raw}
+    for name, cls in SECTIONS.items():
+        section = raw.get(name) or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError(
+                f"Config section `{name}` must be a mapping of keys; "
+                f"received {type(section).__name__}."
+            )
+        _check_keys(section, [f.name for f in fields(cls)], name)
+        try:
+            kwargs[name] = cls(**section)
+        except TypeError as err:  # a value Python could not even pass (should not happen)
+            raise ConfigError(f"Config section `{name}`: {err}") from None
+    return Config(**kwargs)
+
+
+def load_config(source: str | os.PathLike | Mapping | Config | None = None) -> Config:
+    """Load and validate a config from a YAML/JSON file, a dict, or return a `Config` as is.
+
+    Relative paths in `data.path` and `data.test_path` are taken from the config file's folder
+    and stored absolute, so the config means the same thing wherever it is used from.
+
+    Args:
+        source: a path to a `.yaml`/`.yml`/`.json` file, a mapping, a `Config`, or None for the
+            defaults.
+
+    Returns:
+        A validated, immutable `Config`.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a key or value is invalid.
+
+    Example:
+        >>> config = load_config({"task": "regression", "data": {"targets": ["y"]}})
+        >>> config.training.cv_splits
+        5
+    """
+    if isinstance(source, Config):
+        return source
+    if source is None or isinstance(source, Mapping):
+        return from_dict(source or {})
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigError(
+            "A config must be a mapping of sections, a file path or a Config; "
+            f"received {type(source).__name__}."
+        )
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist. Check the path.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML or JSON: {first}") from None
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of sections.")
+    raw = dict(raw or {})
+    data = raw.get("data")
+    if isinstance(data, Mapping):
+        data = dict(data)
+        for key in ("path", "test_path"):
+            if isinstance(data.get(key), str) and data[key]:
+                data[key] = str((path.parent / data[key]).resolve())
+        raw["data"] = data
+    return from_dict(raw)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text to `path` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,242 @@
+"""Load a CSV or DataFrame and check it before anything is trained on it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keras_lstm.config import DataConfig
+from keras_lstm.errors import DataError
+
+
+@dataclass(frozen=True)
+class Table:
+    """A checked table: feature and target columns as float arrays, plus their names and times.
+
+    Attributes:
+        features: array `(rows, n_features)`, float32.
+        targets: array `(rows, n_targets)`, float32 (regression) or the raw labels
+            (classification).
+        feature_names: column names of `features`.
+        target_names: column names of `targets`.
+        index: the time of each row (the time column, or the row number).
+    """
+
+    features: np.ndarray
+    targets: np.ndarray
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    index: pd.Index
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def read_frame(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """Read a CSV path or take a DataFrame, with a `DataError` naming the file on failure.
+
+    Example:
+        >>> frame = read_frame(pd.DataFrame({"y": [1.0, 2.0]}))
+        >>> list(frame.columns)
+        ['y']
+    """
+    if isinstance(source, pd.DataFrame):
+        return source.copy()
+    if source is None:
+        raise DataError(
+            "No data given: set `data.path` in the config or pass a DataFrame or CSV path."
+        )
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"Data file {str(path)!r} does not exist. Check `data.path`.")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"Data file {str(path)!r} is empty: it needs a header row and data rows."
+        ) from None
+    except UnicodeDecodeError:
+        raise DataError(
+            f"Data file {str(path)!r} is not UTF-8 text. Save it as UTF-8 CSV."
+        ) from None
+    except (pd.errors.ParserError, ValueError) as err:
+        raise DataError(f"Data file {str(path)!r} is not a readable CSV: {err}") from None
+    if frame.empty:
+        raise DataError(f"Data file {str(path)!r} has a header but no data rows.")
+    if frame.shape[1] == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|"):
+        raise DataError(
+            f"Data file {str(path)!r} has a single column named {frame.columns[0]!r}: it looks "
+            "delimited by something other than commas. Save it as comma-separated CSV."
+        )
+    return frame
+
+
+def _parse_times(frame: pd.DataFrame, column: str) -> pd.DatetimeIndex | pd.Index:
+    if column not in frame.columns:
+        raise DataError(
+            f"Time column {column!r} (data.time_column) is not in the data. "
+            f"Columns: {', '.join(map(str, frame.columns))}."
+        )
+    raw = frame[column]
+    if pd.api.types.is_numeric_dtype(raw):
+        times = pd.Index(raw.to_numpy())
+        bad = np.flatnonzero(~np.isfinite(times.to_numpy(dtype=float)))
+    else:
+        times = pd.to_datetime(raw, errors="coerce", format="mixed")
+        bad = np.flatnonzero(times.isna().to_numpy())
+        times = pd.DatetimeIndex(times)
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(
+            f"Time column {column!r} has a value that is not a time at row {row}: "
+            f"{raw.iloc[row]!r}. Fix or remove that row."
+        )
+    values = times.to_numpy()
+    steps = values[1:] > values[:-1]
+    if not steps.all():
+        row = int(np.flatnonzero(~steps)[0]) + 1
+        what = "repeats" if values[row] == values[row - 1] else "goes back in time"
+        raise DataError(
+            f"Time column {column!r} {what} at row {row} ({raw.iloc[row]!r} after "
+            f"{raw.iloc[row - 1]!r}). Times must be unique and increasing: sort the rows and "
+            "remove duplicates."
+        )
+    return times
+
+
+def _apply_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> pd.DataFrame:
+    block = frame[columns]
+    if policy == "error":
+        nan = block.isna().to_numpy()
+        if nan.any():
+            row, col = np.argwhere(nan)[0]
+            raise DataError(
+                f"Column {columns[col]!r} has a missing value at row {row}. Fill it, or set "
+                "`data.missing` to ffill, interpolate or drop."
+            )
+        return frame
+    if policy == "drop":
+        return frame.loc[~block.isna().any(axis=1)].reset_index(drop=True)
+    frame = frame.copy()
+    if policy == "ffill":
+        frame[columns] = block.ffill().bfill()
+    else:  # interpolate
+        frame[columns] = block.interpolate(limit_direction="both")
+    return frame
+
+
+def load_table(
+    source: str | os.PathLike | pd.DataFrame | None, config: DataConfig, task: str = "regression"
+) -> Table:
+    """Load, validate and clean the data a config describes.
+
+    Checks the time column, picks features (default: every numeric column but the time column)
+    and targets, applies the missing-value policy and rejects inf, constant columns and
+    non-numeric features, each with a `DataError` that names the column (and row).
+
+    Args:
+        source: CSV path or DataFrame; None reads `config.path`.
+        config: the `data` section.
+        task: `regression` or `classification` (the target of a classification is a label).
+
+    Returns:
+        A `Table`.
+
+    Raises:
+        DataError: the data cannot be used as the config describes.
+
+    Example:
+        >>> frame = pd.DataFrame({"y": np.sin(np.arange(50.0)), "x": np.arange(50.0)})
+        >>> table = load_table(frame, DataConfig(targets=("y",)))
+        >>> table.feature_names, table.target_names
+        (('y', 'x'), ('y',))
+    """
+    frame = read_frame(config.path if source is None else source)
+    frame.columns = [str(c) for c in frame.columns]
+    if not config.targets:
+        raise DataError(
+            "No target column: set `data.targets` to the column(s) to predict. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    missing = [c for c in config.targets if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"Target column {missing[0]!r} (data.targets) is not in the data. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    skip = {config.time_column, config.series_id, config.label} - {None}
+    if task == "classification":
+        skip |= set(config.targets)
+    if config.features is None:
+        features = [
+            c
+            for c in frame.columns
+            if c not in skip
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+        if not features:
+            raise DataError(
+                "No numeric feature columns found. Set `data.features` to the input columns."
+            )
+    else:
+        features = list(config.features)
+        absent = [c for c in features if c not in frame.columns]
+        if absent:
+            raise DataError(
+                f"Feature column {absent[0]!r} (data.features) is not in the data. "
+                f"Columns: {', '.join(frame.columns)}."
+            )
+        for column in features:
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                example = frame[column].dropna().iloc[0] if frame[column].notna().any() else None
+                raise DataError(
+                    f"Feature column {column!r} is not numeric (e.g. {example!r}). Convert it to "
+                    "numbers or leave it out of `data.features`."
+                )
+    numeric = list(
+        dict.fromkeys(features + ([] if task == "classification" else list(config.targets)))
+    )
+    for column in numeric:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise DataError(
+                f"Target column {column!r} is not numeric. A regression target must hold numbers."
+            )
+        if frame[column].isna().all():
+            raise DataError(f"Column {column!r} is empty (all values missing). Remove it.")
+        values = frame[column].to_numpy(dtype=float)
+        inf = np.flatnonzero(np.isinf(values))
+        if len(inf):
+            raise DataError(
+                f"Column {column!r} has an infinite value at row {int(inf[0])}. Replace it with a "
+                "finite number or leave the cell empty and set `data.missing`."
+            )
+    times = _parse_times(frame, config.time_column) if config.time_column else None
+    if times is not None:
+        frame = frame.assign(**{"__time__": times})
+    used = numeric + ([c for c in config.targets if c not in numeric])
+    frame = _apply_missing(frame, used, config.missing)
+    if frame.empty:
+        raise DataError("No rows are left after dropping rows with missing values.")
+    for column in features:
+        if frame[column].nunique(dropna=True) <= 1:
+            raise DataError(
+                f"Feature column {column!r} is constant: it carries no information and cannot be "
+                "scaled. Leave it out of `data.features`."
+            )
+    index = pd.Index(frame["__time__"]) if times is not None else pd.RangeIndex(len(frame))
+    if task == "classification":
+        targets = frame[list(config.targets)].to_numpy()
+    else:
+        targets = frame[list(config.targets)].to_numpy(dtype=np.float32)
+    return Table(
+        features=frame[features].to_numpy(dtype=np.float32),
+        targets=targets,
+        feature_names=tuple(features),
+        target_names=tuple(config.targets),
+        index=index,
+    )

@@ -1,0 +1,116 @@
+"""Walk-forward folds and the held-out test part, in terms of windows.
+
+A window (a *sample*) is named by the row of its first target, `r`: its inputs are rows
+`[r - lookback, r)` and its targets rows `[r, r + horizon)`. Splitting by that row makes the
+leakage rule easy to state and test: every target of a training window lies before every target
+of the validation (or test) windows it is scored against. Inputs of a validation or test window
+may reach back into earlier rows, as they would in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import TimeSeriesSplit
+
+from keras_lstm.config import DataConfig, TrainingConfig
+from keras_lstm.errors import DataError
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One split: window rows to train on and to validate (or test) on.
+
+    Attributes:
+        train: first-target rows of the training windows.
+        validation: first-target rows of the validation windows.
+        train_rows: rows `[0, train_rows)` hold every input and target of the training windows;
+            scalers are fitted on exactly these rows.
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    train_rows: int
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """The walk-forward folds, the refit split and the held-out test windows of one series."""
+
+    folds: tuple[Fold, ...]
+    final: Fold
+    test_start: int
+
+
+def test_start_row(n_rows: int, config: DataConfig) -> int:
+    """First row of the held-out test tail (`data.test_size` as a fraction or a row count)."""
+    size = config.test_size
+    count = int(round(n_rows * size)) if size < 1 else int(size)
+    count = max(count, config.horizon)
+    return n_rows - count
+
+
+def plan_splits(
+    n_rows: int, data: DataConfig, training: TrainingConfig, test_start: int | None = None
+) -> SplitPlan:
+    """Plan walk-forward folds (scikit-learn `TimeSeriesSplit`) and the test windows.
+
+    Args:
+        n_rows: rows in the series (training history plus the test part).
+        data: the `data` section (lookback, horizon, stride, test_size).
+        training: the `training` section (cv_splits, cv_gap).
+        test_start: first test row; default from `data.test_size`.
+
+    Returns:
+        A `SplitPlan`. Its `final` fold trains on every window before the test part and
+        "validates" on the test windows: each test target time predicted once (windows `horizon`
+        rows apart; a remainder shorter than `horizon` at the very end is not scored).
+
+    Raises:
+        DataError: the series is too short for one window per fold and test part.
+
+    Example:
+        >>> plan = plan_splits(200, DataConfig(lookback=10), TrainingConfig(cv_splits=3))
+        >>> len(plan.folds), plan.test_start
+        (3, 160)
+    """
+    lookback, horizon = data.lookback, data.horizon
+    if test_start is None:
+        test_start = test_start_row(n_rows, data)
+    needed_windows = training.cv_splits + 1 + training.cv_gap + horizon - 1
+    needed_rows = lookback + horizon - 1 + needed_windows + (n_rows - test_start)
+    if n_rows < lookback + horizon:
+        raise DataError(
+            f"The series has {n_rows} rows but one window needs lookback + horizon = "
+            f"{lookback + horizon} rows. Provide more rows or lower `data.lookback`."
+        )
+    history = np.arange(lookback, test_start - horizon + 1)
+    if len(history) < needed_windows:
+        raise DataError(
+            f"The series has {n_rows} rows but {training.cv_splits} walk-forward folds with "
+            f"lookback {lookback}, horizon {horizon} and a test part of {n_rows - test_start} "
+            f"rows need at least {needed_rows}. Provide more rows, or lower `data.lookback`, "
+            "`training.cv_splits` or `data.test_size`."
+        )
+    splitter = TimeSeriesSplit(n_splits=training.cv_splits, gap=training.cv_gap)
+    folds = []
+    for train_pos, val_pos in splitter.split(history):
+        validation = history[val_pos]
+        train = history[train_pos]
+        train = train[train + horizon - 1 + training.cv_gap < validation[0]][:: -data.stride][::-1]
+        if len(train) == 0:
+            raise DataError(
+                f"A walk-forward fold has no training window left (horizon {horizon}, gap "
+                f"{training.cv_gap}). Provide more rows or lower `training.cv_splits`."
+            )
+        folds.append(Fold(train, validation, int(train[-1] + horizon)))
+    test = np.arange(test_start, n_rows - horizon + 1, horizon)
+    if len(test) == 0:
+        raise DataError(
+            f"The test part ({n_rows - test_start} rows) is shorter than the horizon ({horizon}). "
+            "Raise `data.test_size`."
+        )
+    final_train = history[::-1][:: data.stride][::-1]
+    final = Fold(final_train, test, int(final_train[-1] + horizon))
+    return SplitPlan(tuple(folds), final, int(test_start))

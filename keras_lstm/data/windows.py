@@ -1,0 +1,102 @@
+"""Windows over a series as NumPy views, fed to Keras batch by batch.
+
+`sliding_window_view` makes every window a view of the one scaled array, so a million rows with
+a lookback of 60 cost no more memory than the array itself; only the batch being trained on is
+gathered into a fresh array. See `benchmarks/windowing.py` for the figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def input_windows(values: np.ndarray, lookback: int) -> np.ndarray:
+    """All input windows of `values` `(rows, features)` as a view `(rows - lookback + 1,
+    lookback, features)`; window `j` is `values[j : j + lookback]`.
+
+    Example:
+        >>> input_windows(np.arange(5.0).reshape(5, 1), 3)[:, :, 0].tolist()
+        [[0.0, 1.0, 2.0], [1.0, 2.0, 3.0], [2.0, 3.0, 4.0]]
+    """
+    return sliding_window_view(values, lookback, axis=0).transpose(0, 2, 1)
+
+
+class WindowData:
+    """Inputs and targets of one series, addressed by the row of each window's first target.
+
+    Args:
+        features: scaled features `(rows, n_features)`.
+        targets: scaled targets `(rows, n_targets)`, or None for inference.
+        lookback: rows in each input window.
+        horizon: rows in each target block.
+
+    Example:
+        >>> data = WindowData(np.arange(10.0)[:, None], np.arange(10.0)[:, None], 3, 2)
+        >>> x, y = data.gather(np.array([3]))
+        >>> x[0, :, 0].tolist(), y[0, :, 0].tolist()
+        ([0.0, 1.0, 2.0], [3.0, 4.0])
+    """
+
+    def __init__(self, features, targets, lookback: int, horizon: int):
+        self.lookback = lookback
+        self.horizon = horizon
+        self.features = np.ascontiguousarray(features, dtype=np.float32)
+        self._inputs = input_windows(self.features, lookback)
+        self.targets = None if targets is None else np.ascontiguousarray(targets)
+        self._targets = (
+            None
+            if targets is None
+            else sliding_window_view(self.targets, horizon, axis=0).transpose(0, 2, 1)
+        )
+
+    def inputs(self, rows: np.ndarray) -> np.ndarray:
+        """Input windows (a gathered copy) for first-target rows `rows`."""
+        return self._inputs[np.asarray(rows) - self.lookback]
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(inputs, targets)` for first-target rows: `(n, lookback, f)` and `(n, horizon, t)`."""
+        rows = np.asarray(rows)
+        return self._inputs[rows - self.lookback], self._targets[rows]
+
+
+class WindowBatches(keras.utils.PyDataset):
+    """Batches of windows for `model.fit`, gathered on demand from `WindowData` views.
+
+    Args:
+        data: the `WindowData`.
+        rows: first-target rows of the windows to serve.
+        batch_size: windows per batch.
+        shuffle: reshuffle the window order every epoch (windows are independent samples).
+        seed: seed of the shuffling.
+        target_fn: optional function applied to each target batch (e.g. class labels).
+    """
+
+    def __init__(self, data, rows, batch_size, shuffle=False, seed=None, target_fn=None):
+        super().__init__()
+        self.data = data
+        self.rows = np.asarray(rows)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.target_fn = target_fn
+        self._rng = np.random.default_rng(seed)
+        self._order = self.rows.copy()
+        if shuffle:
+            self._rng.shuffle(self._order)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        x, y = self.data.gather(rows)
+        if self.target_fn is not None:
+            y = self.target_fn(y)
+        return x, y
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self._order)

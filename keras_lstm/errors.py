@@ -1,0 +1,25 @@
+"""The exceptions keras-lstm raises for problems a user can fix.
+
+Every error names the key, column, row or file at fault and says what to do. The CLI prints the
+message on one line and exits with code 2 for these (bad input or config), 1 for anything else.
+"""
+
+
+class KerasLSTMError(Exception):
+    """Base class of every error keras-lstm raises on purpose."""
+
+
+class ConfigError(KerasLSTMError, ValueError):
+    """A config key is unknown, has the wrong type, or holds a value outside its allowed range."""
+
+
+class DataError(KerasLSTMError, ValueError):
+    """The data (a CSV, a DataFrame or arrays) cannot be used as given."""
+
+
+class BundleError(KerasLSTMError):
+    """A saved bundle or exported file is missing, incomplete or has been altered."""
+
+
+class ExportError(KerasLSTMError):
+    """A model cannot be converted to TFLite with builtin ops, or fails its parity check."""

@@ -1,0 +1,133 @@
+"""The model factory: a `ModelConfig` and shapes in, a compiled `keras.Sequential` out.
+
+Example:
+    >>> from keras_lstm.config import ModelConfig
+    >>> model = build_model(ModelConfig(units=(8, 4)), (12, 3), (2, 1), "regression")
+    >>> [layer.__class__.__name__ for layer in model.layers]
+    ['LSTM', 'Dropout', 'LSTM', 'Dropout', 'Dense', 'Reshape']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from keras_lstm.config import TASKS, ModelConfig, TrainingConfig
+from keras_lstm.errors import ConfigError
+
+
+def _check_shapes(config: ModelConfig, input_shape, output_shape, task):
+    if task not in TASKS:
+        raise ConfigError(f"`task` must be one of {TASKS}. Received: task={task!r}")
+    if not isinstance(config, ModelConfig):
+        raise ConfigError(f"Expected a ModelConfig; received {type(config).__name__}.")
+    input_shape = tuple(input_shape)
+    expected_rank = 1 if config.embedding else 2
+    if len(input_shape) != expected_rank or any(
+        d is not None and (not isinstance(d, int) or d < 1) for d in input_shape
+    ):
+        what = "(time,) token ids" if config.embedding else "(time, features)"
+        raise ConfigError(
+            f"Expected `input_shape` to be {what} with positive sizes. "
+            f"Received: input_shape={input_shape}"
+        )
+    if task == "regression":
+        output_shape = tuple(output_shape)
+        if len(output_shape) != 2 or min(output_shape) < 1:
+            raise ConfigError(
+                "Expected `output_shape` to be (horizon, targets) for regression. "
+                f"Received: output_shape={output_shape}"
+            )
+    else:
+        classes = output_shape[0] if isinstance(output_shape, Sequence) else output_shape
+        if not isinstance(classes, int) or classes < 2:
+            raise ConfigError(
+                "Expected `output_shape` to be the number of classes (>= 2) for classification. "
+                f"Received: output_shape={output_shape}"
+            )
+        output_shape = (classes,)
+    return input_shape, output_shape
+
+
+def build_model(
+    model_config: ModelConfig,
+    input_shape: Sequence[int | None],
+    output_shape: Sequence[int] | int,
+    task: str = "regression",
+    training: TrainingConfig | None = None,
+):
+    """Build and compile a stacked recurrent `keras.Sequential`.
+
+    Layers, in order: optional `Embedding`; optional causal `Conv1D`; one `LSTM`/`GRU` per entry of
+    `units` (each `return_sequences=True` but the last, optionally wrapped in `Bidirectional`,
+    L2 on kernel and recurrent kernel) with `Dropout` after each; hidden `Dense` layers; the
+    output layer. Regression: `Dense(horizon * targets)` reshaped to `(horizon, targets)`, MSE
+    loss. Classification: sigmoid with binary cross-entropy for two classes, otherwise softmax
+    with sparse categorical cross-entropy. Adam with `training.learning_rate` and `clipnorm`.
+
+    Args:
+        model_config: the `model` section.
+        input_shape: `(time, features)`; `time` may be None. With an embedding: `(time,)`.
+        output_shape: regression `(horizon, targets)`; classification the number of classes.
+        task: `regression` or `classification`.
+        training: the `training` section for the optimizer; default `TrainingConfig()`.
+
+    Returns:
+        A compiled `keras.Sequential`.
+
+    Raises:
+        ConfigError: the config or shapes are invalid (raised before Keras is touched).
+
+    Example:
+        >>> model = build_model(ModelConfig(units=(4,)), (None, 2), 3, "classification")
+        >>> model.output_shape
+        (None, 3)
+    """
+    input_shape, output_shape = _check_shapes(model_config, input_shape, output_shape, task)
+    training = training or TrainingConfig()
+    import keras
+    from keras import layers, regularizers
+
+    config = model_config
+    stack = [keras.Input(shape=input_shape)]
+    if config.embedding:
+        stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
+    if config.conv_filters:
+        stack.append(
+            layers.Conv1D(
+                config.conv_filters, config.conv_kernel_size, padding="causal", activation="relu"
+            )
+        )
+    cell = layers.LSTM if config.cell == "lstm" else layers.GRU
+    for position, units in enumerate(config.units):
+        recurrent = cell(
+            units,
+            return_sequences=position < len(config.units) - 1,
+            recurrent_dropout=config.recurrent_dropout,
+            kernel_regularizer=regularizers.L2(config.l2) if config.l2 else None,
+            recurrent_regularizer=regularizers.L2(config.l2) if config.l2 else None,
+        )
+        if config.bidirectional:
+            recurrent = layers.Bidirectional(recurrent, merge_mode=config.merge_mode)
+        stack.append(recurrent)
+        if config.dropout:
+            stack.append(layers.Dropout(config.dropout))
+    for units in config.dense_units:
+        stack.append(layers.Dense(units, activation="relu"))
+
+    if task == "regression":
+        horizon, targets = output_shape
+        stack += [layers.Dense(horizon * targets), layers.Reshape((horizon, targets))]
+        loss, metrics = "mse", ["mae"]
+    elif output_shape[0] == 2:
+        stack.append(layers.Dense(1, activation="sigmoid"))
+        loss, metrics = "binary_crossentropy", ["accuracy"]
+    else:
+        stack.append(layers.Dense(output_shape[0], activation="softmax"))
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+
+    model = keras.Sequential(stack, name=f"stacked_{config.cell}")
+    optimizer = keras.optimizers.Adam(
+        learning_rate=training.learning_rate, clipnorm=training.clipnorm or None
+    )
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return model

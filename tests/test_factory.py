@@ -1,0 +1,151 @@
+import numpy as np
+import pytest
+
+from keras_lstm.config import ModelConfig, TrainingConfig
+from keras_lstm.errors import ConfigError
+from keras_lstm.factory import build_model
+
+
+def _recurrent_layers(model):
+    from keras import layers
+
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, layers.Bidirectional):
+            out.append((layer, layer.forward_layer))
+        elif isinstance(layer, (layers.LSTM, layers.GRU)):
+            out.append((layer, layer))
+    return out
+
+
+@pytest.mark.parametrize("units", [(8,), (8, 6), (8, 6, 4)])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_return_sequences_chained(units, bidirectional):
+    model = build_model(
+        ModelConfig(units=units, bidirectional=bidirectional), (10, 3), (2, 1), "regression"
+    )
+    recurrent = _recurrent_layers(model)
+    assert len(recurrent) == len(units)
+    flags = [inner.return_sequences for _, inner in recurrent]
+    assert flags == [True] * (len(units) - 1) + [False]
+    assert [inner.units for _, inner in recurrent] == list(units)
+    from keras import layers
+
+    for outer, _ in recurrent:
+        assert isinstance(outer, layers.Bidirectional) == bidirectional
+    # two L2 penalties (kernel, recurrent kernel) per recurrent layer, per direction
+    assert len(model.losses) == 2 * len(units) * (2 if bidirectional else 1)
+    assert model.output_shape == (None, 2, 1)
+
+
+def test_no_l2_means_no_regularization_losses():
+    model = build_model(ModelConfig(units=(4, 4), l2=0.0), (5, 1), (1, 1))
+    assert model.losses == []
+
+
+def test_layer_order_with_every_option():
+    config = ModelConfig(
+        cell="gru",
+        units=(8, 4),
+        conv_filters=6,
+        dense_units=(5, 3),
+        dropout=0.1,
+        recurrent_dropout=0.1,
+    )
+    model = build_model(config, (12, 2), (3, 2), "regression")
+    names = [layer.__class__.__name__ for layer in model.layers]
+    assert names == [
+        "Conv1D",
+        "GRU",
+        "Dropout",
+        "GRU",
+        "Dropout",
+        "Dense",
+        "Dense",
+        "Dense",
+        "Reshape",
+    ]
+    assert model.layers[0].padding == "causal"
+    assert model.layers[1].recurrent_dropout == 0.1
+    assert model.output_shape == (None, 3, 2)
+
+
+def test_merge_mode_and_dropout_rate():
+    model = build_model(
+        ModelConfig(units=(4,), bidirectional=True, merge_mode="sum", dropout=0.3), (6, 1), (1, 1)
+    )
+    assert model.layers[0].merge_mode == "sum"
+    assert model.layers[0].output.shape[-1] == 4
+    assert model.layers[1].rate == 0.3
+
+
+@pytest.mark.parametrize(
+    "classes, activation, loss",
+    [(2, "sigmoid", "binary_crossentropy"), (4, "softmax", "sparse_categorical_crossentropy")],
+)
+def test_classification_heads(classes, activation, loss):
+    model = build_model(ModelConfig(units=(4,)), (6, 2), classes, "classification")
+    assert model.layers[-1].activation.__name__ == activation
+    assert model.loss == loss
+    assert model.output_shape == (None, 1 if classes == 2 else classes)
+
+
+def test_optimizer_follows_training_config():
+    training = TrainingConfig(learning_rate=0.01, clipnorm=0.5)
+    model = build_model(ModelConfig(units=(4,)), (6, 2), (1, 1), training=training)
+    assert model.optimizer.clipnorm == 0.5
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    assert model.loss == "mse"
+
+
+def test_embedding_front():
+    model = build_model(
+        ModelConfig(units=(4,), embedding={"vocab_size": 50, "dim": 8}),
+        (None,),
+        3,
+        "classification",
+    )
+    assert model.layers[0].__class__.__name__ == "Embedding"
+    assert model.predict(np.array([[1, 2, 3]]), verbose=0).shape == (1, 3)
+
+
+def test_save_and_safe_reload_give_identical_predictions(tmp_path):
+    import keras
+
+    config = ModelConfig(units=(6, 4), bidirectional=True, conv_filters=3, dense_units=(4,))
+    model = build_model(config, (8, 2), (2, 1))
+    x = np.random.default_rng(0).random((5, 8, 2)).astype(np.float32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"input_shape": (10,)}, r"input_shape.*\(time, features\)"),
+        ({"input_shape": (10, 0)}, r"input_shape"),
+        ({"output_shape": (1,)}, r"output_shape.*\(horizon, targets\)"),
+        ({"task": "forecast"}, r"task"),
+        ({"task": "classification", "output_shape": 1}, r"number of classes"),
+    ],
+)
+def test_bad_shapes_raise_config_error(kwargs, match):
+    args = {"input_shape": (10, 2), "output_shape": (1, 1), "task": "regression", **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        build_model(ModelConfig(units=(4,)), **args)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"units": []}, "model.units"),
+        ({"units": [0]}, r"model.units\[0\]"),
+        ({"dropout": 1.0}, "model.dropout"),
+        ({"cell": "rnn"}, "model.cell"),
+    ],
+)
+def test_bad_model_configs_fail_before_keras(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(**bad)
