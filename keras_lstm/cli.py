@@ -1,0 +1,162 @@
+"""The `keras-lstm` command line.
+
+Every command validates its input first. A problem the user can fix (a `KerasLSTMError`) is
+printed as one line on stderr with exit code 2; anything else exits with 1. `--debug` shows the
+Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from keras_lstm.errors import KerasLSTMError
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keras-lstm",
+        description="Train, tune and export Keras LSTM models for time series.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    quick = commands.add_parser(
+        "quickstart",
+        help="the main job on shipped data: cross-validate, test, refit, export int8, summarise",
+        description="Forecast tomorrow's maximum temperature in Seattle from daily weather "
+        "(data shipped with the package): walk-forward CV, held-out test beside naive "
+        "baselines, refit, float32 and int8 TFLite export, and a summary.",
+    )
+    quick.add_argument(
+        "--out", default="quickstart-run", help="output folder (default: %(default)s)"
+    )
+    quick.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="cap on epochs per fit (default 30; the KERAS_LSTM_QUICKSTART_EPOCHS "
+        "environment variable also sets it)",
+    )
+
+    train = commands.add_parser(
+        "train",
+        help="walk-forward CV, held-out test and refit; writes a bundle and metrics.json",
+        description="Cross-validate the config's model walk-forward, evaluate once on the "
+        "held-out test part beside naive baselines, refit on everything but the test part and "
+        "write the bundle, metrics.json and plots to --out.",
+    )
+    train.add_argument("config", help="YAML or JSON config file")
+    train.add_argument("--out", default="run", help="output folder (default: %(default)s)")
+
+    predict = commands.add_parser(
+        "predict",
+        help="predictions in real units for every complete window of a CSV",
+        description="Predict with a bundle folder or a .tflite file: one prediction per "
+        "complete window of the input CSV, in the data's own units.",
+    )
+    predict.add_argument("model", metavar="BUNDLE_OR_TFLITE", help="bundle folder or .tflite file")
+    predict.add_argument("--input", required=True, help="CSV with the training feature columns")
+    predict.add_argument("--output", help="CSV to write (default: print to stdout)")
+
+    tune = commands.add_parser(
+        "tune",
+        help="Keras Tuner search scored by walk-forward CV",
+        description="Search the config's tuning.search_space with Keras Tuner; the objective is "
+        "the mean validation loss over the walk-forward folds. Writes the trials table, the "
+        "best config and (by default) the refitted bundle.",
+    )
+    tune.add_argument("config", help="YAML or JSON config file")
+    tune.add_argument("--out", default="tune", help="output folder (default: %(default)s)")
+    tune.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    tune.add_argument(
+        "--chief",
+        metavar="HOST:PORT",
+        help="distributed tuning: the chief's address (run the chief with this flag alone)",
+    )
+    tune.add_argument("--worker", metavar="ID", help="distributed tuning: run as worker ID")
+
+    export = commands.add_parser(
+        "export",
+        help="convert a bundle to TFLite (builtin ops only) with a parity report",
+        description="Convert a bundle's model to a .tflite file with builtin ops only, check "
+        "it against the Keras model on held-out windows and write FILE.json beside it.",
+    )
+    export.add_argument("bundle", help="bundle folder written by `keras-lstm train`")
+    export.add_argument(
+        "--quantize",
+        default="int8",
+        choices=["float32", "float16", "dynamic", "int8", "int8-full"],
+        help="quantization mode (default: %(default)s)",
+    )
+    export.add_argument("--out", help="output .tflite file (default: BUNDLE/model-MODE.tflite)")
+    export.add_argument(
+        "--max-error",
+        type=float,
+        help="fail (writing no file) if relative RMSE against Keras exceeds this",
+    )
+    export.add_argument(
+        "--format",
+        default="tflite",
+        choices=["tflite", "saved_model"],
+        help="tflite (default) or a SavedModel for TensorFlow Serving",
+    )
+    return parser
+
+
+def _dispatch(args) -> int:
+    if args.command == "quickstart":
+        from keras_lstm.quickstart import run_quickstart
+
+        return run_quickstart(args)
+    if args.command == "train":
+        from keras_lstm.commands import run_train
+
+        return run_train(args)
+    if args.command == "predict":
+        from keras_lstm.commands import run_predict
+
+        return run_predict(args)
+    if args.command == "tune":
+        from tuning.cli import run_tune
+
+        return run_tune(args)
+    if args.command == "export":
+        from tflite_export.cli import run_export
+
+        return run_export(args)
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `keras-lstm` console script."""
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return _dispatch(args) or 0
+    except KerasLSTMError as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split())
+        print(f"keras-lstm {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"keras-lstm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # anything unexpected: one line, no traceback unless --debug
+        if args.debug:
+            raise
+        print(
+            f"keras-lstm {args.command}: unexpected error ({type(err).__name__}): {err}. "
+            "Run again with --debug for the traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
