@@ -24,6 +24,7 @@ class Table:
         feature_names: column names of `features`.
         target_names: column names of `targets`.
         index: the time of each row (the time column, or the row number).
+        other_columns: columns of the data used neither as features nor targets.
     """
 
     features: np.ndarray
@@ -31,6 +32,7 @@ class Table:
     feature_names: tuple[str, ...]
     target_names: tuple[str, ...]
     index: pd.Index
+    other_columns: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.features)
@@ -129,6 +131,88 @@ def _apply_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> pd.D
     return frame
 
 
+def _check_numeric(frame: pd.DataFrame, columns) -> None:
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            example = frame[column].dropna().iloc[0] if frame[column].notna().any() else None
+            raise DataError(
+                f"Column {column!r} is not numeric (e.g. {example!r}). Convert it to numbers or "
+                "leave it out of `data.features` / `data.targets`."
+            )
+        if frame[column].isna().all():
+            raise DataError(f"Column {column!r} is empty (all values missing). Remove it.")
+        values = frame[column].to_numpy(dtype=float)
+        inf = np.flatnonzero(np.isinf(values))
+        if len(inf):
+            raise DataError(
+                f"Column {column!r} has an infinite value at row {int(inf[0])}. Replace it with a "
+                "finite number or leave the cell empty and set `data.missing`."
+            )
+
+
+def load_features(
+    source,
+    feature_names,
+    *,
+    allowed=(),
+    time_column: str | None = None,
+    missing: str = "error",
+    lookback: int = 1,
+) -> tuple[np.ndarray, pd.Index]:
+    """Check the feature columns of new data (at prediction time) and return them.
+
+    Args:
+        source: CSV path or DataFrame.
+        feature_names: the columns the model was trained on, in order.
+        allowed: other columns that may be present (targets, time column, unused columns).
+        time_column: optional time column (checked as in training).
+        missing: the missing-value policy.
+        lookback: rows needed for one window.
+
+    Returns:
+        `(features (rows, n_features) float32, index)`.
+
+    Raises:
+        DataError: a feature column is missing or not numeric, an unknown column is present,
+            a value is inf, or there are fewer rows than `lookback`.
+
+    Example:
+        >>> x, index = load_features(pd.DataFrame({"a": [1.0, 2.0]}), ["a"])
+        >>> x.shape
+        (2, 1)
+    """
+    frame = read_frame(source)
+    frame.columns = [str(c) for c in frame.columns]
+    absent = [c for c in feature_names if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"Feature column {absent[0]!r}, used in training, is missing from the input. "
+            f"Expected columns: {', '.join(feature_names)}."
+        )
+    known = set(feature_names) | {c for c in allowed if c}
+    extra = [c for c in frame.columns if c not in known]
+    if extra:
+        raise DataError(
+            f"Column {extra[0]!r} was not in the training data. Remove it; the model expects "
+            f"{', '.join(feature_names)}."
+        )
+    _check_numeric(frame, feature_names)
+    index = pd.RangeIndex(len(frame))
+    if time_column and time_column in frame.columns:
+        index = pd.Index(_parse_times(frame, time_column), name=time_column)
+        frame = frame.assign(__time__=index)
+    frame = _apply_missing(frame, list(feature_names), missing)
+    if time_column and time_column in frame.columns:
+        index = pd.Index(frame["__time__"], name=time_column)
+    else:
+        index = pd.RangeIndex(len(frame))
+    if len(frame) < lookback:
+        raise DataError(
+            f"The input has {len(frame)} rows; one window needs lookback = {lookback} rows."
+        )
+    return frame[list(feature_names)].to_numpy(dtype=np.float32), index
+
+
 def load_table(
     source: str | os.PathLike | pd.DataFrame | None, config: DataConfig, task: str = "regression"
 ) -> Table:
@@ -201,20 +285,7 @@ def load_table(
     numeric = list(
         dict.fromkeys(features + ([] if task == "classification" else list(config.targets)))
     )
-    for column in numeric:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            raise DataError(
-                f"Target column {column!r} is not numeric. A regression target must hold numbers."
-            )
-        if frame[column].isna().all():
-            raise DataError(f"Column {column!r} is empty (all values missing). Remove it.")
-        values = frame[column].to_numpy(dtype=float)
-        inf = np.flatnonzero(np.isinf(values))
-        if len(inf):
-            raise DataError(
-                f"Column {column!r} has an infinite value at row {int(inf[0])}. Replace it with a "
-                "finite number or leave the cell empty and set `data.missing`."
-            )
+    _check_numeric(frame, numeric)
     times = _parse_times(frame, config.time_column) if config.time_column else None
     if times is not None:
         frame = frame.assign(**{"__time__": times})
@@ -228,7 +299,11 @@ def load_table(
                 f"Feature column {column!r} is constant: it carries no information and cannot be "
                 "scaled. Leave it out of `data.features`."
             )
-    index = pd.Index(frame["__time__"]) if times is not None else pd.RangeIndex(len(frame))
+    if times is not None:
+        index = pd.Index(frame["__time__"], name=config.time_column)
+    else:
+        index = pd.RangeIndex(len(frame))
+    used_columns = set(features) | set(config.targets) | skip
     if task == "classification":
         targets = frame[list(config.targets)].to_numpy()
     else:
@@ -239,4 +314,5 @@ def load_table(
         feature_names=tuple(features),
         target_names=tuple(config.targets),
         index=index,
+        other_columns=tuple(c for c in frame.columns if c not in used_columns and c != "__time__"),
     )

@@ -52,7 +52,11 @@ def test_start_row(n_rows: int, config: DataConfig) -> int:
 
 
 def plan_splits(
-    n_rows: int, data: DataConfig, training: TrainingConfig, test_start: int | None = None
+    n_rows: int,
+    data: DataConfig,
+    training: TrainingConfig,
+    test_start: int | None = None,
+    first_target: int | None = None,
 ) -> SplitPlan:
     """Plan walk-forward folds (scikit-learn `TimeSeriesSplit`) and the test windows.
 
@@ -61,6 +65,8 @@ def plan_splits(
         data: the `data` section (lookback, horizon, stride, test_size).
         training: the `training` section (cv_splits, cv_gap).
         test_start: first test row; default from `data.test_size`.
+        first_target: earliest row a window may predict; default `data.lookback`. Tuning passes
+            its longest lookback so that every trial is scored on the same target rows.
 
     Returns:
         A `SplitPlan`. Its `final` fold trains on every window before the test part and
@@ -76,16 +82,17 @@ def plan_splits(
         (3, 160)
     """
     lookback, horizon = data.lookback, data.horizon
+    first_target = lookback if first_target is None else max(first_target, lookback)
     if test_start is None:
         test_start = test_start_row(n_rows, data)
     needed_windows = training.cv_splits + 1 + training.cv_gap + horizon - 1
-    needed_rows = lookback + horizon - 1 + needed_windows + (n_rows - test_start)
+    needed_rows = first_target + horizon - 1 + needed_windows + (n_rows - test_start)
     if n_rows < lookback + horizon:
         raise DataError(
             f"The series has {n_rows} rows but one window needs lookback + horizon = "
             f"{lookback + horizon} rows. Provide more rows or lower `data.lookback`."
         )
-    history = np.arange(lookback, test_start - horizon + 1)
+    history = np.arange(first_target, test_start - horizon + 1)
     if len(history) < needed_windows:
         raise DataError(
             f"The series has {n_rows} rows but {training.cv_splits} walk-forward folds with "

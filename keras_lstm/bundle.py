@@ -1,0 +1,316 @@
+"""`Bundle`: the unit that leaves training.
+
+A bundle holds the Keras model, the fitted preprocessing (as JSON, never pickle), the config it
+came from and its metrics. On disk it is a folder:
+
+```
+model.keras  preprocessing.json  config.yaml  metrics.json  manifest.json  *.png
+```
+
+`manifest.json` holds the SHA-256 of every other file, so a truncated or edited file is caught
+at load time with a message naming it. Models load with Keras' safe mode (no arbitrary code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keras_lstm.config import Config, load_config
+from keras_lstm.data import Scaler, input_windows
+from keras_lstm.data.loading import load_features
+from keras_lstm.errors import BundleError, ConfigError, DataError
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+PREPROCESSING_FILE = "preprocessing.json"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"
+_REQUIRED = (MODEL_FILE, PREPROCESSING_FILE, CONFIG_FILE, METRICS_FILE)
+_PREPROCESSING_KEYS = {
+    "format": int,
+    "task": str,
+    "feature_names": list,
+    "target_names": list,
+    "lookback": int,
+    "horizon": int,
+    "feature_scaler": dict,
+}
+
+
+def preprocessing_dict(prepared, fold_data) -> dict:
+    """The JSON-able preprocessing of a prepared dataset and the scalers of its refit."""
+    config = prepared.config
+    return {
+        "format": FORMAT_VERSION,
+        "task": config.task,
+        "feature_names": list(prepared.table.feature_names),
+        "target_names": list(prepared.table.target_names),
+        "lookback": config.data.lookback,
+        "horizon": config.data.horizon,
+        "time_column": config.data.time_column,
+        "missing": config.data.missing,
+        "feature_scaler": fold_data.feature_scaler.to_dict(),
+        "target_scaler": fold_data.target_scaler.to_dict() if fold_data.target_scaler else None,
+        "classes": list(prepared.classes) if prepared.classes is not None else None,
+        "other_columns": list(prepared.table.other_columns),
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_preprocessing(raw, path: Path) -> dict:
+    if not isinstance(raw, dict):
+        raise BundleError(f"{path} must hold a JSON object. The bundle is damaged: train again.")
+    for key, kind in _PREPROCESSING_KEYS.items():
+        if not isinstance(raw.get(key), kind):
+            raise BundleError(
+                f"{path} has no valid `{key}`. The bundle is damaged or was edited: train again."
+            )
+    if raw["format"] != FORMAT_VERSION:
+        raise BundleError(
+            f"{path} is bundle format {raw['format']}; this keras-lstm reads format "
+            f"{FORMAT_VERSION}. Train again with this version."
+        )
+    try:
+        Scaler.from_dict(raw["feature_scaler"])
+        if raw.get("target_scaler"):
+            Scaler.from_dict(raw["target_scaler"])
+    except (KeyError, TypeError, ValueError):
+        raise BundleError(f"{path} holds an invalid scaler. The bundle is damaged.") from None
+    return raw
+
+
+class Bundle:
+    """A trained model with its preprocessing, config and metrics.
+
+    Args:
+        model: the trained Keras model.
+        preprocessing: the JSON-able preprocessing (`preprocessing_dict`).
+        config: the `Config` it was trained with.
+        metrics: the metrics dict (as in `metrics.json`).
+
+    Example:
+        >>> bundle = keras_lstm.fit("config.yaml")  # doctest: +SKIP
+        >>> bundle.save("run/bundle")  # doctest: +SKIP
+        >>> Bundle.load("run/bundle").predict(frame)  # doctest: +SKIP
+    """
+
+    def __init__(self, model, preprocessing: dict, config: Config, metrics: dict | None = None):
+        self.model = model
+        self.preprocessing = preprocessing
+        self.config = config
+        self.metrics = metrics or {}
+        self.report = None  # in-memory training details (histories, test predictions) for plots
+        self._compiled = None
+        self.feature_scaler = Scaler.from_dict(preprocessing["feature_scaler"])
+        raw_target = preprocessing.get("target_scaler")
+        self.target_scaler = Scaler.from_dict(raw_target) if raw_target else None
+
+    # --- prediction ----------------------------------------------------------------------------
+
+    def predict_scaled(self, windows: np.ndarray) -> np.ndarray:
+        """Raw model outputs for scaled input windows `(n, lookback, features)`.
+
+        Runs a compiled `tf.function` of the model (not `model.predict`, whose per-call set-up
+        costs tens of milliseconds), in chunks of 1024 windows.
+        """
+        import tensorflow as tf
+
+        if self._compiled is None:
+            model = self.model
+            self._compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        windows = np.asarray(windows, dtype=np.float32)
+        outputs = [
+            self._compiled(tf.constant(windows[start : start + 1024])).numpy()
+            for start in range(0, len(windows), 1024)
+        ]
+        return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+    def predict(self, frame) -> pd.DataFrame:
+        """Predict for every complete window of `frame`, in real units.
+
+        Args:
+            frame: a DataFrame (or CSV path) with the training feature columns (the time column
+                and target columns may be present too); at least `lookback` rows.
+
+        Returns:
+            One row per window, indexed by the time of the first predicted step (the row after
+            the window; past the end of `frame`, times continue at the data's median step).
+            Regression columns: each target (horizon 1), or `TARGET@t+K` for step K. A
+            classification has `label` and a `p(CLASS)` column per class.
+
+        Raises:
+            DataError: a feature column is missing, an unknown column is present, or there are
+                too few rows.
+        """
+        pre = self.preprocessing
+        features, index = load_features(
+            frame,
+            pre["feature_names"],
+            allowed=[*pre["target_names"], pre.get("time_column"), *pre.get("other_columns", [])],
+            time_column=pre.get("time_column"),
+            missing=pre.get("missing", "error"),
+            lookback=pre["lookback"],
+        )
+        windows = input_windows(self.feature_scaler.transform(features), pre["lookback"])
+        raw = self.predict_scaled(windows)
+        rows = np.arange(pre["lookback"], len(features) + 1)
+        times = _times_after(index, rows)
+        if pre["task"] == "classification":
+            probabilities = np.concatenate([1 - raw, raw], 1) if raw.shape[1] == 1 else raw
+            classes = pre["classes"]
+            out = pd.DataFrame(probabilities, index=times, columns=[f"p({c})" for c in classes])
+            out.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
+            return out
+        real = self.target_scaler.inverse_transform(raw)
+        horizon = pre["horizon"]
+        names = pre["target_names"]
+        if horizon == 1:
+            columns = names
+        else:
+            columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
+        return pd.DataFrame(real.reshape(len(real), -1), index=times, columns=columns)
+
+    def sample_windows(self, n: int, part: str = "train") -> np.ndarray:
+        """`n` scaled input windows, evenly spread over the refit's training windows (`train`)
+        or the test windows (`test`) of the bundle's own data; for calibration and parity checks.
+
+        Raises:
+            BundleError: the training data named in the config cannot be read.
+        """
+        from keras_lstm.training.prepare import prepare
+
+        try:
+            prepared = prepare(self.config)
+        except (DataError, ConfigError) as err:
+            raise BundleError(
+                f"The bundle's training data ({self.config.data.path}) is needed for "
+                f"representative windows but cannot be used: {err}"
+            ) from None
+        final = prepared.plan.final
+        rows = final.train if part == "train" else final.validation
+        picks = rows[np.unique(np.linspace(0, len(rows) - 1, min(n, len(rows))).astype(int))]
+        features = self.feature_scaler.transform(prepared.table.features)
+        return np.ascontiguousarray(
+            input_windows(features, self.config.data.lookback)[picks - self.config.data.lookback]
+        )
+
+    # --- saving --------------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the bundle folder atomically: into a temporary sibling, then renamed.
+
+        Returns:
+            The folder's path.
+        """
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            self.model.save(tmp / MODEL_FILE)
+            (tmp / PREPROCESSING_FILE).write_text(json.dumps(self.preprocessing, indent=2))
+            self.config.save(tmp / CONFIG_FILE)
+            (tmp / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2))
+            if self.report is not None:
+                from keras_lstm.plots import save_plots
+
+                save_plots(self, tmp)
+            manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+            old = None
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Bundle:
+        """Load a bundle folder, checking every file against its manifest.
+
+        Raises:
+            BundleError: the folder or a file is missing, truncated or edited, or the model
+                holds layers that Keras' safe mode refuses (such as `Lambda`).
+        """
+        import keras
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise BundleError(
+                f"Bundle folder {str(directory)!r} does not exist. Pass the folder written by "
+                "`keras-lstm train` (its `bundle` subfolder)."
+            )
+        for name in (*_REQUIRED, MANIFEST_FILE):
+            if not (directory / name).is_file():
+                raise BundleError(
+                    f"Bundle {str(directory)!r} has no {name}. The bundle is incomplete: "
+                    "train again or restore the file."
+                )
+        try:
+            manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BundleError(f"{directory / MANIFEST_FILE} is not valid JSON.") from None
+        if not isinstance(manifest, dict):
+            raise BundleError(f"{directory / MANIFEST_FILE} must hold a JSON object.")
+        for name in _REQUIRED:
+            if manifest.get(name) != _sha256(directory / name):
+                raise BundleError(
+                    f"{directory / name} was changed or truncated after the bundle was saved "
+                    "(its checksum differs from manifest.json). Train again or restore it."
+                )
+        try:
+            preprocessing = json.loads((directory / PREPROCESSING_FILE).read_text())
+            metrics = json.loads((directory / METRICS_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BundleError(
+                f"A JSON file of bundle {str(directory)!r} is invalid: {err}"
+            ) from None
+        preprocessing = _check_preprocessing(preprocessing, directory / PREPROCESSING_FILE)
+        try:
+            config = load_config(directory / CONFIG_FILE)
+        except ConfigError as err:
+            raise BundleError(f"{directory / CONFIG_FILE} is invalid: {err}") from None
+        try:
+            model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
+        except Exception as err:  # Keras raises ValueError, TypeError, OSError, zip errors...
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BundleError(
+                f"{directory / MODEL_FILE} cannot be loaded safely: {first}"
+            ) from None
+        return cls(model, preprocessing, config, metrics)
+
+
+def _times_after(index: pd.Index, rows: np.ndarray) -> pd.Index:
+    """The time of row `r` for each of `rows`, extending past the end at the median step."""
+    n = len(index)
+    if isinstance(index, pd.DatetimeIndex):
+        step = pd.Series(index).diff().median() if n > 1 else pd.Timedelta(1, "D")
+        last = index[-1]
+        return pd.DatetimeIndex(
+            [index[r] if r < n else last + (r - n + 1) * step for r in rows], name=index.name
+        )
+    values = np.asarray(index)
+    step = np.median(np.diff(values)) if n > 1 else 1
+    return pd.Index(
+        [values[r] if r < n else values[-1] + (r - n + 1) * step for r in rows], name=index.name
+    )

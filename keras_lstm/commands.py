@@ -1,0 +1,80 @@
+"""`keras-lstm train` and `keras-lstm predict`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from keras_lstm.config import atomic_write_text, load_config
+from keras_lstm.errors import DataError
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}"
+
+
+def summary_table(metrics: dict, task: str) -> str:
+    """A plain-text table: each fold, mean ± std, test, and the baselines on the test part."""
+    names = (
+        ["rmse", "mae", "smape", "mase", "r2"]
+        if task == "regression"
+        else ["accuracy", "f1_macro", "auc", "log_loss"]
+    )
+    rows = [["", *names]]
+    for fold in metrics["cv"]["folds"]:
+        rows.append([f"fold {fold['fold'] + 1}", *[_fmt(fold.get(n)) for n in names]])
+    mean, std = metrics["cv"]["mean"], metrics["cv"]["std"]
+    rows.append(["cv mean ± std", *[f"{_fmt(mean.get(n))} ± {_fmt(std.get(n))}" for n in names]])
+    rows.append(["test", *[_fmt(metrics["test"].get(n)) for n in names]])
+    for name, values in metrics["baselines"].items():
+        rows.append([f"{name} (test)", *[_fmt(values["test"].get(n)) for n in names]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def train_and_save(config, out: Path, verbose="auto"):
+    """Fit a config, write the bundle, `metrics.json` and plots under `out`; return the bundle."""
+    from keras_lstm.training import fit
+
+    bundle = fit(config, out_dir=out, verbose=verbose)
+    bundle.save(out / "bundle")
+    atomic_write_text(out / "metrics.json", json.dumps(bundle.metrics, indent=2))
+    return bundle
+
+
+def run_train(args) -> int:
+    """`keras-lstm train CONFIG --out DIR`."""
+    config = load_config(args.config)
+    out = Path(args.out)
+    bundle = train_and_save(config, out, verbose=1)
+    print()
+    print(summary_table(bundle.metrics, config.task))
+    print(f"\nBundle: {out / 'bundle'}\nMetrics: {out / 'metrics.json'}")
+    return 0
+
+
+def run_predict(args) -> int:
+    """`keras-lstm predict BUNDLE_OR_TFLITE --input CSV [--output CSV]`."""
+    source = Path(args.model)
+    if not Path(args.input).is_file():
+        raise DataError(f"Input file {args.input!r} does not exist. Check --input.")
+    if source.suffix == ".tflite":
+        from tflite_export import LitePredictor
+
+        predictions = LitePredictor(source).predict(args.input)
+    else:
+        from keras_lstm.bundle import Bundle
+
+        predictions = Bundle.load(source).predict(args.input)
+    text = predictions.to_csv(index_label=predictions.index.name or "time")
+    if args.output:
+        atomic_write_text(args.output, text)
+        print(f"{len(predictions)} predictions written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0

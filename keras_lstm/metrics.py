@@ -1,0 +1,132 @@
+"""Metrics in the data's own units, and the naive baselines they are judged against.
+
+Regression: `rmse`, `mae`, `mape`, `smape` (percent), `mase`, `r2`, overall and per target
+(scikit-learn computes all but sMAPE and MASE). Classification: `accuracy`, `f1_macro`, `auc`,
+`log_loss`.
+
+Example:
+    >>> import numpy as np
+    >>> m = regression_metrics(np.array([[[1.0]], [[2.0]]]), np.array([[[1.5]], [[2.0]]]),
+    ...                        ("y",), mase_scale=np.array([1.0]))
+    >>> round(m["mae"], 3), round(m["mase"], 3)
+    (0.25, 0.25)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn import metrics as skm
+
+REGRESSION_METRICS = ("rmse", "mae", "mape", "smape", "mase", "r2")
+CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "auc", "log_loss")
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _one_target(true: np.ndarray, pred: np.ndarray, scale: float) -> dict:
+    true, pred = true.ravel(), pred.ravel()
+    denominator = np.abs(true) + np.abs(pred)
+    ratio = np.divide(
+        2 * np.abs(pred - true), denominator, out=np.zeros_like(true), where=denominator > 0
+    )
+    mae = skm.mean_absolute_error(true, pred)
+    return {
+        "rmse": _finite(skm.root_mean_squared_error(true, pred)),
+        "mae": _finite(mae),
+        "mape": _finite(100 * skm.mean_absolute_percentage_error(true, pred)),
+        "smape": _finite(100 * ratio.mean()),
+        "mase": _finite(mae / scale) if scale > 0 else None,
+        "r2": _finite(skm.r2_score(true, pred)) if len(true) > 1 else None,
+    }
+
+
+def regression_metrics(true, pred, target_names, mase_scale) -> dict:
+    """Metrics of predictions `(windows, horizon, targets)` against the truth, in real units.
+
+    Args:
+        true: true values `(windows, horizon, targets)`.
+        pred: predictions of the same shape.
+        target_names: names of the targets (keys of `per_target`).
+        mase_scale: per target, the mean absolute error of the seasonal naive forecast inside
+            the training part (the MASE denominator).
+
+    Returns:
+        `{metric: value, ..., "per_target": {name: {metric: value}}}`; the overall values are
+        the mean over targets (so targets of different scales weigh the same in `mase` and
+        `r2`; `rmse` and `mae` are then only meaningful per target when the scales differ).
+    """
+    true = np.asarray(true, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    per_target = {
+        name: _one_target(true[..., i], pred[..., i], float(mase_scale[i]))
+        for i, name in enumerate(target_names)
+    }
+    overall = {}
+    for metric in REGRESSION_METRICS:
+        values = [m[metric] for m in per_target.values() if m[metric] is not None]
+        overall[metric] = float(np.mean(values)) if values else None
+    return {**overall, "per_target": per_target}
+
+
+def seasonal_naive_scale(history: np.ndarray, season: int) -> np.ndarray:
+    """Per column of `history` `(rows, targets)`: mean |y[t] - y[t - season]| (MASE's scale)."""
+    history = np.asarray(history, dtype=np.float64)
+    if len(history) <= season:
+        return np.full(history.shape[1], np.nan)
+    return np.abs(history[season:] - history[:-season]).mean(axis=0)
+
+
+def naive_forecast(targets: np.ndarray, rows: np.ndarray, horizon: int, season: int = 1):
+    """Seasonal naive forecasts `(windows, horizon, targets)` for windows starting at `rows`.
+
+    Step `k` (0-based) of the window whose first target row is `r` is predicted by the value one
+    whole season before it, `y[r + k - season * ceil((k + 1) / season)]`, i.e. from rows before
+    `r` only. `season=1` is the plain naive forecast: the last value, repeated.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    steps = np.arange(horizon)
+    lag = season * np.ceil((steps + 1) / season).astype(int)
+    source = np.asarray(rows)[:, None] + steps[None, :] - lag[None, :]
+    return targets[source]
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Metrics of class probabilities `(n, classes)` against integer labels `(n,)`."""
+    labels = np.asarray(labels).astype(int).ravel()
+    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1.0)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    classes = probabilities.shape[1]
+    predicted = probabilities.argmax(axis=1)
+    try:
+        if classes == 2:
+            auc = skm.roc_auc_score(labels, probabilities[:, 1])
+        else:
+            auc = skm.roc_auc_score(
+                labels, probabilities, multi_class="ovr", labels=list(range(classes))
+            )
+    except ValueError:  # a class absent from these labels: AUC is undefined
+        auc = float("nan")
+    return {
+        "accuracy": _finite(skm.accuracy_score(labels, predicted)),
+        "f1_macro": _finite(
+            skm.f1_score(labels, predicted, average="macro", labels=list(range(classes)))
+        ),
+        "auc": _finite(auc),
+        "log_loss": _finite(skm.log_loss(labels, probabilities, labels=list(range(classes)))),
+    }
+
+
+def summarize(folds: list[dict]) -> tuple[dict, dict]:
+    """Mean and standard deviation over folds of every top-level numeric metric."""
+    keys = [k for k, v in folds[0].items() if isinstance(v, (int, float)) or v is None]
+    mean, std = {}, {}
+    for key in keys:
+        values = [f[key] for f in folds if f.get(key) is not None]
+        mean[key] = float(np.mean(values)) if values else None
+        std[key] = float(np.std(values)) if values else None
+    return mean, std

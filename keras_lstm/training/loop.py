@@ -1,0 +1,402 @@
+"""Walk-forward cross-validation, the refit, and the once-only test evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_lstm.config import Config, atomic_write_text, load_config
+from keras_lstm.data import Fold, WindowBatches
+from keras_lstm.metrics import (
+    classification_metrics,
+    naive_forecast,
+    regression_metrics,
+    seasonal_naive_scale,
+    summarize,
+)
+from keras_lstm.training.prepare import FoldData, Prepared, prepare
+from keras_lstm.training.runtime import resolve_strategy, seed_everything
+
+
+@dataclass
+class FoldResult:
+    """What one fold's fit and validation gave.
+
+    Attributes:
+        index: fold number (0 = earliest).
+        metrics: validation metrics in real units.
+        baselines: the same metrics of the naive and seasonal-naive forecasts (regression) or
+            of the majority class (classification) on the same validation windows.
+        val_loss: the model's loss on the validation windows without regularization (MSE of
+            scaled targets, or log loss): the tuning objective.
+        best_epoch: the epoch (1-based) whose weights were kept by early stopping.
+        epochs_run: epochs trained before early stopping ended the fit.
+        history: Keras' per-epoch history (`loss`, `val_loss`, ...).
+    """
+
+    index: int
+    metrics: dict
+    baselines: dict
+    val_loss: float
+    best_epoch: int
+    epochs_run: int
+    history: dict = field(default_factory=dict)
+
+
+@dataclass
+class CVResult:
+    """Per-fold results with their mean and standard deviation."""
+
+    folds: list[FoldResult]
+
+    @property
+    def mean(self) -> dict:
+        return summarize([f.metrics for f in self.folds])[0]
+
+    @property
+    def std(self) -> dict:
+        return summarize([f.metrics for f in self.folds])[1]
+
+    @property
+    def mean_val_loss(self) -> float:
+        return float(np.mean([f.val_loss for f in self.folds]))
+
+    @property
+    def best_epochs(self) -> list[int]:
+        return [f.best_epoch for f in self.folds]
+
+    def to_dict(self) -> dict:
+        folds = [
+            {"fold": f.index, **f.metrics, "val_loss": f.val_loss, "best_epoch": f.best_epoch}
+            for f in self.folds
+        ]
+        return {"folds": folds, "mean": self.mean, "std": self.std}
+
+
+def _fingerprint(config: Config) -> str:
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _callbacks(config: Config, validation: bool, tag: str, out_dir: Path | None):
+    import keras
+
+    monitor = "val_loss" if validation else "loss"
+    training = config.training
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.5, patience=training.reduce_lr_patience, min_lr=1e-6
+        ),
+    ]
+    if validation:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=training.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    backup_dir = training.backup_dir or (str(out_dir / "backup") if out_dir else None)
+    if backup_dir:
+        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(backup_dir, tag)))
+    if out_dir and training.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs" / tag)))
+    if out_dir and training.csv_log:
+        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.CSVLogger(str(out_dir / "logs" / f"{tag}.csv")))
+    return callbacks
+
+
+def _target_fn(prepared: Prepared):
+    if prepared.classes is None:
+        return None
+    return lambda y: y[:, 0, :]
+
+
+def train_model(
+    prepared: Prepared,
+    fold: Fold,
+    fold_data: FoldData,
+    *,
+    epochs: int,
+    validation: bool,
+    tag: str,
+    out_dir: Path | None = None,
+    verbose="auto",
+):
+    """Build a fresh model and fit it on `fold.train` (validating on `fold.validation` when
+    `validation`); returns `(model, history)`."""
+    from keras_lstm.factory import build_model
+
+    config = prepared.config
+    training = config.training
+    strategy = resolve_strategy(config)
+    with strategy.scope():
+        model = build_model(
+            config.model, prepared.input_shape, prepared.output_shape, config.task, training
+        )
+    seed = None if config.seed is None else config.seed + 1
+    batches = WindowBatches(
+        fold_data.windows,
+        fold.train,
+        training.batch_size,
+        shuffle=training.shuffle,
+        seed=seed,
+        target_fn=_target_fn(prepared),
+    )
+    val = None
+    if validation:
+        val = WindowBatches(
+            fold_data.windows,
+            fold.validation,
+            max(training.batch_size, 256),
+            target_fn=_target_fn(prepared),
+        )
+    class_weight = None
+    if prepared.classes is not None and training.class_weight == "balanced":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        seen = prepared.labels[fold.train]
+        present = np.unique(seen)
+        weights = compute_class_weight("balanced", classes=present, y=seen)
+        class_weight = {int(c): float(w) for c, w in zip(present, weights, strict=True)}
+    history = model.fit(
+        batches,
+        validation_data=val,
+        epochs=epochs,
+        callbacks=_callbacks(config, validation, tag, out_dir),
+        class_weight=class_weight,
+        verbose=verbose,
+    )
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _probabilities(raw: np.ndarray) -> np.ndarray:
+    return np.concatenate([1 - raw, raw], axis=1) if raw.shape[1] == 1 else raw
+
+
+def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict:
+    """Score `model` on `fold.validation` (or the test windows) in real units.
+
+    Returns a dict with `metrics`, `baselines`, `val_loss`, and the real-unit `true` and
+    `pred` arrays.
+    """
+    rows = fold.validation
+    x, y = fold_data.windows.gather(rows)
+    raw = np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=np.float64)
+    if prepared.classes is not None:
+        labels = y[:, 0, 0].astype(int)
+        probabilities = _probabilities(raw)
+        counts = np.bincount(prepared.labels[fold.train], minlength=len(prepared.classes))
+        majority = np.tile(counts / counts.sum(), (len(labels), 1))
+        metrics = classification_metrics(labels, probabilities)
+        return {
+            "metrics": metrics,
+            "baselines": {"majority": classification_metrics(labels, majority)},
+            "val_loss": metrics["log_loss"],
+            "true": labels,
+            "pred": probabilities,
+        }
+    data, table = prepared.config.data, prepared.table
+    val_loss = float(np.mean((raw - y) ** 2))
+    pred = fold_data.target_scaler.inverse_transform(raw)
+    true = table.targets[rows[:, None] + np.arange(data.horizon)].astype(np.float64)
+    scale = seasonal_naive_scale(table.targets[: fold.train_rows], data.season)
+    names = table.target_names
+    baselines = {
+        "naive": regression_metrics(
+            true, naive_forecast(table.targets, rows, data.horizon, 1), names, scale
+        ),
+        "seasonal_naive": regression_metrics(
+            true, naive_forecast(table.targets, rows, data.horizon, data.season), names, scale
+        ),
+    }
+    return {
+        "metrics": regression_metrics(true, pred, names, scale),
+        "baselines": baselines,
+        "val_loss": val_loss,
+        "true": true,
+        "pred": pred,
+    }
+
+
+def _best_epoch(history: dict) -> int:
+    losses = history.get("val_loss") or history.get("loss") or [0.0]
+    return int(np.argmin(losses)) + 1
+
+
+def cross_validate(
+    config, data=None, *, out_dir=None, verbose="auto", first_target=None, prepared=None
+) -> CVResult:
+    """Walk-forward cross-validation of the config's model.
+
+    For each fold (scikit-learn `TimeSeriesSplit` over the windows before the test part): a
+    fresh model, scalers fitted on the fold's training rows only, `EarlyStopping` (best weights
+    restored) and `ReduceLROnPlateau` on the fold's validation windows. The held-out test part
+    is never touched. A finished fold is recorded under `training.backup_dir` (default
+    `OUT/backup`), so a killed run started again skips it; an unfinished fit resumes from its
+    last finished epoch (Keras `BackupAndRestore`).
+
+    Args:
+        config: a `Config`, a dict or a path to a YAML/JSON config.
+        data: a DataFrame or CSV path; default `config.data.path`.
+        out_dir: run folder for backups and logs; None keeps nothing on disk (unless
+            `training.backup_dir` is set).
+        verbose: Keras' `verbose` for `fit` (`"auto"`, 0, 1, 2).
+        first_target: earliest row a validation window may predict (tuning uses this).
+        prepared: an already prepared dataset (skips loading).
+
+    Returns:
+        A `CVResult` with per-fold metrics in real units, mean and std.
+
+    Raises:
+        ConfigError, DataError: bad config or data.
+
+    Example:
+        >>> result = cross_validate("config.yaml")  # doctest: +SKIP
+        >>> result.mean["rmse"], result.best_epochs  # doctest: +SKIP
+    """
+    import keras
+
+    config = load_config(config)
+    prepared = prepared or prepare(config, data, first_target)
+    out_dir = Path(out_dir) if out_dir else None
+    backup_dir = config.training.backup_dir or (str(out_dir / "backup") if out_dir else None)
+    fingerprint = _fingerprint(config)
+    results = []
+    for index, fold in enumerate(prepared.plan.folds):
+        done = Path(backup_dir, f"fold-{index}.json") if backup_dir else None
+        if done and done.is_file():
+            saved = json.loads(done.read_text())
+            if saved.get("fingerprint") == fingerprint:
+                results.append(FoldResult(**saved["result"]))
+                _say(verbose, f"fold {index + 1}/{len(prepared.plan.folds)}: done earlier")
+                continue
+        keras.backend.clear_session()
+        seed_everything(None if config.seed is None else config.seed + index)
+        _say(
+            verbose,
+            f"fold {index + 1}/{len(prepared.plan.folds)}: {len(fold.train)} training windows, "
+            f"{len(fold.validation)} validation windows",
+        )
+        fold_data = prepared.fold_data(fold)
+        model, history = train_model(
+            prepared,
+            fold,
+            fold_data,
+            epochs=config.training.epochs,
+            validation=True,
+            tag=f"fold-{index}",
+            out_dir=out_dir,
+            verbose=verbose,
+        )
+        scored = evaluate(prepared, fold, fold_data, model)
+        result = FoldResult(
+            index=index,
+            metrics=scored["metrics"],
+            baselines=scored["baselines"],
+            val_loss=scored["val_loss"],
+            best_epoch=_best_epoch(history),
+            epochs_run=len(history.get("loss", [])),
+            history=history,
+        )
+        results.append(result)
+        if done:
+            atomic_write_text(
+                done, json.dumps({"fingerprint": fingerprint, "result": asdict(result)})
+            )
+    keras.backend.clear_session()
+    return CVResult(results)
+
+
+def _say(verbose, message: str) -> None:
+    if verbose not in (0, False):
+        print(message, flush=True)
+
+
+def refit_epochs(cv: CVResult) -> int:
+    """Epochs for the refit: the median of the folds' best epochs (at least 1).
+
+    The refit has no validation part to stop on (the test part must stay unseen), so it trains
+    for as long as early stopping found best on the folds.
+    """
+    return max(1, int(round(float(np.median(cv.best_epochs)))))
+
+
+def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None = None):
+    """Cross-validate, refit on everything before the test part, and test once.
+
+    The refit trains for `refit_epochs(cv)` epochs on every window before the held-out test
+    part, with scalers fitted on those rows; then each target time of the test part is predicted
+    once, from the true history before it, and scored beside the naive and seasonal-naive
+    baselines (or the majority class).
+
+    Args:
+        config: a `Config`, a dict or a path to a YAML/JSON config.
+        data: a DataFrame or CSV path; default `config.data.path`.
+        out_dir: run folder for backups and logs.
+        verbose: Keras' `verbose` for `fit`.
+        cv: a finished `cross_validate` result to reuse.
+
+    Returns:
+        A `keras_lstm.Bundle` with the model, preprocessing, config and metrics.
+
+    Example:
+        >>> bundle = fit("config.yaml", out_dir="run")  # doctest: +SKIP
+        >>> bundle.metrics["test"]["rmse"]  # doctest: +SKIP
+    """
+    import keras
+
+    from keras_lstm.bundle import Bundle, preprocessing_dict
+
+    config = load_config(config)
+    prepared = prepare(config, data)
+    cv = cv or cross_validate(config, out_dir=out_dir, verbose=verbose, prepared=prepared)
+    keras.backend.clear_session()
+    seed_everything(config.seed)
+    final = prepared.plan.final
+    epochs = refit_epochs(cv)
+    _say(verbose, f"refit: {len(final.train)} windows, {epochs} epochs; then the test part")
+    fold_data = prepared.fold_data(final)
+    model, history = train_model(
+        prepared,
+        final,
+        fold_data,
+        epochs=epochs,
+        validation=False,
+        tag="refit",
+        out_dir=Path(out_dir) if out_dir else None,
+        verbose=verbose,
+    )
+    scored = evaluate(prepared, final, fold_data, model)
+    metrics = {
+        "cv": cv.to_dict(),
+        "test": scored["metrics"],
+        "baselines": {
+            name: {
+                "test": values,
+                "cv": summarize([f.baselines[name] for f in cv.folds])[0],
+            }
+            for name, values in scored["baselines"].items()
+        },
+        "refit_epochs": epochs,
+    }
+    bundle = Bundle(
+        model=model,
+        preprocessing=preprocessing_dict(prepared, fold_data),
+        config=config,
+        metrics=metrics,
+    )
+    bundle.report = {
+        "cv": cv,
+        "refit_history": history,
+        "test_true": scored["true"],
+        "test_pred": scored["pred"],
+        "test_index": prepared.table.index[final.validation],
+    }
+    return bundle
