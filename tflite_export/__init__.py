@@ -1,0 +1,17 @@
+"""tflite_export: builtin-ops TFLite files from keras-lstm models, quantized and verified.
+
+`export` converts a `Bundle` (or a factory-built Keras model) to a `.tflite` file that uses only
+builtin LiteRT ops (LSTMs become fused `UNIDIRECTIONAL_SEQUENCE_LSTM` ops), checks it against
+Keras on held-out windows and writes a JSON report beside it. `LitePredictor` runs such a file on
+raw feature rows and returns predictions in real units.
+
+Example:
+    >>> from tflite_export import LitePredictor, export
+    >>> report = export(bundle, "int8-full", "model.tflite")  # doctest: +SKIP
+    >>> LitePredictor("model.tflite").predict(frame)  # doctest: +SKIP
+"""
+
+from tflite_export.export import export
+from tflite_export.predictor import LitePredictor
+
+__all__ = ["LitePredictor", "export"]

@@ -1,0 +1,362 @@
+"""An export-only forward pass: the factory's Keras layers re-written in plain TensorFlow ops.
+
+Keras 3 traces recurrent layers into while loops over tensor lists, which the TFLite converter
+can lower only with Flex ops. This module re-states the inference-time forward pass of a
+`keras.Sequential` in ops the converter turns into builtins, reading the Keras layers' weights as
+constants (so no variable freezing is involved):
+
+- every `LSTM` (and each direction of a `Bidirectional(LSTM)`) becomes a `tf.function` whose
+  attributes carry `api_implements: "lstm_<id>"` and whose signature is Keras 2's
+  `standard_lstm`; the converter replaces it with one fused `UNIDIRECTIONAL_SEQUENCE_LSTM`;
+- every `GRU` is unrolled over the static window length (a while-loop GRU after a fused LSTM of
+  the same state size is miscompiled by the converter, and the unrolled form is all builtins);
+- `Conv1D`, `Dense`, `Embedding`, `Reshape` and `Flatten` become their TF ops; `Dropout` and other
+  inference-time identities vanish.
+
+The traced function has a static batch of 1 (the fused op needs a static batch), so a TFLite
+interpreter runs one window per `invoke()` and must have its variables reset between windows.
+
+Example:
+    >>> forward = build_forward(model, lookback=12)  # doctest: +SKIP
+    >>> forward(np.zeros((1, 12, 3), np.float32)).shape  # doctest: +SKIP
+    TensorShape([1, 1, 1])
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import tensorflow as tf
+
+from keras_lstm.errors import ExportError
+
+_IDENTITY_LAYERS = (
+    "Dropout",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "InputLayer",
+)
+
+_ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": tf.nn.relu,
+    "sigmoid": tf.sigmoid,
+    "tanh": tf.tanh,
+    "softmax": lambda x: tf.nn.softmax(x, axis=-1),
+    "elu": tf.nn.elu,
+    "relu6": tf.nn.relu6,
+    "swish": tf.nn.silu,
+    "silu": tf.nn.silu,
+}
+
+
+def _activation(layer, attribute="activation"):
+    import keras
+
+    function = getattr(layer, attribute)
+    name = keras.activations.serialize(function)
+    if isinstance(name, dict):
+        name = name.get("config", name.get("class_name"))
+    if name not in _ACTIVATIONS:
+        raise ExportError(
+            f"Layer {layer.name!r} uses activation {name!r}, which the exporter does not "
+            f"support. Use one of {sorted(_ACTIVATIONS)}."
+        )
+    return name
+
+
+def _constant(value) -> tf.Tensor:
+    return tf.constant(np.asarray(value, dtype=np.float32))
+
+
+def _standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+    """Keras 2's `standard_lstm` contract, batch-major: what the converter fuses.
+
+    The converter replaces the whole body by one `UNIDIRECTIONAL_SEQUENCE_LSTM`; the body still
+    has to be the true recurrence so the function means the same in TensorFlow.
+    """
+    h, c = init_h, init_c
+    outputs = []
+    for step in range(inputs.shape[1]):
+        z = tf.matmul(inputs[:, step], kernel) + tf.matmul(h, recurrent_kernel) + bias
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
+        c = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_c)
+        h = tf.sigmoid(z_o) * tf.tanh(c)
+        outputs.append(h)
+    return h, tf.stack(outputs, axis=1), h, c, tf.constant(0.0)
+
+
+def _fused_lstm_function():
+    # A unique `api_implements` per layer: the converter fuses each function separately.
+    attributes = {
+        "api_implements": f"lstm_{uuid.uuid4().hex}",
+        "api_preferred_device": "CPU",
+        "time_major": False,
+        "go_backwards": False,
+    }
+    return tf.function(_standard_lstm, experimental_attributes=attributes, autograph=False)
+
+
+class _LSTM:
+    def __init__(self, layer, reverse=False):
+        cell = getattr(layer, "cell", layer)
+        _check_recurrent(layer, cell, "tanh", "sigmoid")
+        kernel, recurrent_kernel = cell.kernel.numpy(), cell.recurrent_kernel.numpy()
+        units = recurrent_kernel.shape[0]
+        bias = cell.bias.numpy() if cell.use_bias else np.zeros(4 * units, np.float32)
+        self.weights = [_constant(kernel), _constant(recurrent_kernel), _constant(bias)]
+        self.units = units
+        self.return_sequences = layer.return_sequences
+        self.reverse = reverse ^ bool(layer.go_backwards)
+        self.function = _fused_lstm_function()
+
+    def __call__(self, x):
+        if self.reverse:
+            x = tf.reverse(x, axis=[1])
+        zeros = tf.zeros([x.shape[0], self.units], tf.float32)
+        last, sequence, _, _, _ = self.function(x, zeros, zeros, *self.weights)
+        return sequence if self.return_sequences else last
+
+
+class _GRU:
+    def __init__(self, layer, reverse=False):
+        cell = getattr(layer, "cell", layer)
+        _check_recurrent(layer, cell, "tanh", "sigmoid")
+        units = cell.units
+        self.kernel = _constant(cell.kernel.numpy())
+        self.recurrent_kernel = _constant(cell.recurrent_kernel.numpy())
+        self.reset_after = cell.reset_after
+        if cell.use_bias:
+            bias = cell.bias.numpy()
+            if self.reset_after:
+                input_bias, recurrent_bias = bias[0], bias[1]
+            else:
+                input_bias, recurrent_bias = bias, np.zeros(3 * units, np.float32)
+        else:
+            input_bias = recurrent_bias = np.zeros(3 * units, np.float32)
+        self.input_bias, self.recurrent_bias = _constant(input_bias), _constant(recurrent_bias)
+        self.units = units
+        self.return_sequences = layer.return_sequences
+        self.reverse = reverse ^ bool(layer.go_backwards)
+
+    def __call__(self, x):
+        if self.reverse:
+            x = tf.reverse(x, axis=[1])
+        units = self.units
+        # One matmul for the input projection of every step; the recurrence is unrolled.
+        projected = tf.einsum("btf,fk->btk", x, self.kernel) + self.input_bias
+        h = tf.zeros([x.shape[0], units], tf.float32)
+        outputs = []
+        for step in range(x.shape[1]):
+            x_z, x_r, x_h = tf.split(projected[:, step], 3, axis=1)
+            if self.reset_after:
+                inner = tf.matmul(h, self.recurrent_kernel) + self.recurrent_bias
+                r_z, r_r, r_h = tf.split(inner, 3, axis=1)
+                z = tf.sigmoid(x_z + r_z)
+                r = tf.sigmoid(x_r + r_r)
+                candidate = tf.tanh(x_h + r * r_h)
+            else:
+                inner = tf.matmul(h, self.recurrent_kernel[:, : 2 * units])
+                r_z, r_r = tf.split(inner, 2, axis=1)
+                z = tf.sigmoid(x_z + r_z)
+                r = tf.sigmoid(x_r + r_r)
+                candidate = tf.tanh(x_h + tf.matmul(r * h, self.recurrent_kernel[:, 2 * units :]))
+            h = z * h + (1.0 - z) * candidate
+            outputs.append(h)
+        return tf.stack(outputs, axis=1) if self.return_sequences else h
+
+
+def _check_recurrent(layer, cell, activation, recurrent_activation):
+    if getattr(layer, "return_state", False) or getattr(layer, "stateful", False):
+        raise ExportError(
+            f"Recurrent layer {layer.name!r} has return_state or stateful set; the exporter "
+            "handles sequence-to-output layers only. Rebuild it with both off."
+        )
+    if _activation(cell) != activation or _activation(cell, "recurrent_activation") != (
+        recurrent_activation
+    ):
+        raise ExportError(
+            f"Recurrent layer {layer.name!r} must use activation={activation!r} and "
+            f"recurrent_activation={recurrent_activation!r} to become a builtin TFLite op."
+        )
+
+
+def _recurrent(layer, reverse=False):
+    kind = type(layer).__name__
+    if kind == "LSTM":
+        return _LSTM(layer, reverse)
+    if kind == "GRU":
+        return _GRU(layer, reverse)
+    raise ExportError(
+        f"Recurrent layer {layer.name!r} of type {kind} is not supported; use LSTM or GRU."
+    )
+
+
+class _Bidirectional:
+    def __init__(self, layer):
+        self.forward = _recurrent(layer.forward_layer)
+        # The backward layer has go_backwards=True already: `_recurrent` reverses the input.
+        self.backward = _recurrent(layer.backward_layer)
+        self.merge_mode = layer.merge_mode
+        self.return_sequences = layer.return_sequences
+        if self.merge_mode not in ("concat", "sum", "mul", "ave"):
+            raise ExportError(
+                f"Bidirectional layer {layer.name!r} has merge_mode={self.merge_mode!r}; "
+                "expected concat, sum, mul or ave."
+            )
+
+    def __call__(self, x):
+        forward = self.forward(x)
+        backward = self.backward(x)
+        if self.return_sequences:
+            backward = tf.reverse(backward, axis=[1])
+        if self.merge_mode == "concat":
+            return tf.concat([forward, backward], axis=-1)
+        if self.merge_mode == "sum":
+            return forward + backward
+        if self.merge_mode == "mul":
+            return forward * backward
+        return (forward + backward) * 0.5
+
+
+class _Dense:
+    def __init__(self, layer):
+        self.kernel = _constant(layer.kernel.numpy())
+        self.bias = _constant(layer.bias.numpy()) if layer.use_bias else None
+        self.activation = _ACTIVATIONS[_activation(layer)]
+
+    def __call__(self, x):
+        if x.shape.rank == 2:
+            y = tf.matmul(x, self.kernel)
+        else:
+            y = tf.einsum("...i,ij->...j", x, self.kernel)
+        if self.bias is not None:
+            y = y + self.bias
+        return self.activation(y)
+
+
+class _Conv1D:
+    def __init__(self, layer):
+        if layer.data_format != "channels_last" or layer.groups != 1:
+            raise ExportError(
+                f"Conv1D layer {layer.name!r} must be channels_last with groups=1 to export."
+            )
+        self.kernel = _constant(layer.kernel.numpy())
+        self.bias = _constant(layer.bias.numpy()) if layer.use_bias else None
+        self.activation = _ACTIVATIONS[_activation(layer)]
+        self.stride = layer.strides[0]
+        self.dilation = layer.dilation_rate[0]
+        self.padding = layer.padding
+        self.size = layer.kernel_size[0]
+
+    def __call__(self, x):
+        padding = self.padding.upper()
+        if self.padding == "causal":
+            x = tf.pad(x, [[0, 0], [self.dilation * (self.size - 1), 0], [0, 0]])
+            padding = "VALID"
+        y = tf.nn.conv1d(x, self.kernel, self.stride, padding, dilations=self.dilation)
+        if self.bias is not None:
+            y = y + self.bias
+        return self.activation(y)
+
+
+class _Embedding:
+    def __init__(self, layer):
+        self.table = _constant(layer.embeddings.numpy())
+
+    def __call__(self, x):
+        return tf.gather(self.table, tf.cast(x, tf.int32))
+
+
+class _Reshape:
+    def __init__(self, target_shape):
+        self.target_shape = [int(d) for d in target_shape]
+
+    def __call__(self, x):
+        return tf.reshape(x, [x.shape[0], *self.target_shape])
+
+
+def _convert_layer(layer):
+    kind = type(layer).__name__
+    if kind in _IDENTITY_LAYERS:
+        return None
+    if kind in ("LSTM", "GRU"):
+        return _recurrent(layer)
+    if kind == "Bidirectional":
+        return _Bidirectional(layer)
+    if kind == "Dense":
+        return _Dense(layer)
+    if kind == "Conv1D":
+        return _Conv1D(layer)
+    if kind == "Embedding":
+        return _Embedding(layer)
+    if kind == "Reshape":
+        return _Reshape(layer.target_shape)
+    if kind == "Flatten":
+        return lambda x: tf.reshape(x, [x.shape[0], -1])
+    if kind == "Activation":
+        return _ACTIVATIONS[_activation(layer)]
+    raise ExportError(
+        f"Layer {layer.name!r} of type {kind} is not supported by the TFLite exporter. "
+        "Supported: Embedding, Conv1D, LSTM, GRU, Bidirectional, Dropout, Dense, Reshape, "
+        "Flatten, Activation."
+    )
+
+
+def input_spec(model, lookback: int | None = None) -> tf.TensorSpec:
+    """The static `[1, lookback, features]` (or `[1, lookback]` token ids) input signature."""
+    shape = list(model.input_shape)[1:]
+    time = shape[0]
+    if time is None:
+        if lookback is None:
+            raise ExportError(
+                "The model's time dimension is None; pass `lookback=` (a bundle carries it)."
+            )
+        time = int(lookback)
+    elif lookback is not None and int(lookback) != time:
+        raise ExportError(
+            f"The model expects windows of {time} steps; received lookback={lookback}."
+        )
+    embedded = any(type(layer).__name__ == "Embedding" for layer in model.layers)
+    if embedded:
+        return tf.TensorSpec([1, time], tf.int32, name="window")
+    if len(shape) != 2 or shape[1] is None:
+        raise ExportError(
+            f"Expected a model taking (time, features) windows; its input shape is "
+            f"{model.input_shape}."
+        )
+    return tf.TensorSpec([1, time, int(shape[1])], tf.float32, name="window")
+
+
+def build_forward(model, lookback: int | None = None):
+    """A `tf.function` computing `model(x, training=False)` with converter-friendly ops.
+
+    Args:
+        model: a `keras.Sequential` built by `keras_lstm.build_model` (or of the same layers).
+        lookback: window length, needed only when the model's time dimension is None.
+
+    Returns:
+        `(function, spec)`: the traced function with a static batch-1 input signature, and the
+        input `tf.TensorSpec`.
+
+    Raises:
+        ExportError: a layer, activation or option has no builtin TFLite form.
+    """
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise ExportError(f"Expected a Keras model; received {type(model).__name__}.")
+    steps = [step for step in map(_convert_layer, layers) if step is not None]
+    spec = input_spec(model, lookback)
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def forward(window):
+        x = window
+        for step in steps:
+            x = step(x)
+        return {"prediction": x}
+
+    return forward, spec
