@@ -3,7 +3,7 @@
 from keras_lstm.data.loading import Table, load_table, read_frame
 from keras_lstm.data.scaling import Scaler
 from keras_lstm.data.splits import Fold, SplitPlan, plan_splits, test_start_row
-from keras_lstm.data.windows import WindowBatches, WindowData, input_windows
+from keras_lstm.data.windows import WindowBatches, WindowData, as_tf_dataset, input_windows
 
 __all__ = [
     "Fold",
@@ -12,6 +12,7 @@ __all__ = [
     "Table",
     "WindowBatches",
     "WindowData",
+    "as_tf_dataset",
     "input_windows",
     "load_table",
     "plan_splits",

@@ -100,3 +100,25 @@ class WindowBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.shuffle:
             self._rng.shuffle(self._order)
+
+
+def as_tf_dataset(batches: WindowBatches):
+    """The same batches as a `tf.data.Dataset`, for distribution strategies.
+
+    A `MirroredStrategy` splits each batch across replicas; `tf.data` handles a last batch that
+    does not split evenly, which a `PyDataset` under Keras 3 does not. Reshuffles every epoch.
+    """
+    import tensorflow as tf
+
+    x, y = batches[0]
+
+    def generate():
+        for index in range(len(batches)):
+            yield batches[index]
+        batches.on_epoch_end()
+
+    signature = (
+        tf.TensorSpec((None, *x.shape[1:]), tf.float32),
+        tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)),
+    )
+    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)

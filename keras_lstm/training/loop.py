@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_lstm.config import Config, atomic_write_text, load_config
-from keras_lstm.data import Fold, WindowBatches
+from keras_lstm.data import Fold, WindowBatches, as_tf_dataset
 from keras_lstm.metrics import (
     classification_metrics,
     naive_forecast,
@@ -157,6 +157,12 @@ def train_model(
             max(training.batch_size, 256),
             target_fn=_target_fn(prepared),
         )
+    callbacks = _callbacks(config, validation, tag, out_dir)
+    if strategy.num_replicas_in_sync > 1:
+        batches = as_tf_dataset(batches)
+        if val is not None:
+            callbacks.insert(0, _ReplicaSafeValidation(val))
+            val = None
     class_weight = None
     if prepared.classes is not None and training.class_weight == "balanced":
         from sklearn.utils.class_weight import compute_class_weight
@@ -169,11 +175,43 @@ def train_model(
         batches,
         validation_data=val,
         epochs=epochs,
-        callbacks=_callbacks(config, validation, tag, out_dir),
+        callbacks=callbacks,
         class_weight=class_weight,
         verbose=verbose,
     )
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _validation_callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class _ReplicaSafeValidation(_validation_callback_base()):
+    """Computes `val_loss` at each epoch end with `predict`, for multi-replica strategies.
+
+    Keras 3's `evaluate` under `MirroredStrategy` fails when the last validation batch does not
+    split evenly across replicas ("Inputs to operation AddN ... must have the same size"), while
+    `predict` works. Placed first among the callbacks, it fills `logs["val_loss"]` (data loss plus
+    regularization, as Keras reports it) before early stopping and the LR schedule read it.
+    """
+
+    def __init__(self, batches: WindowBatches):
+        super().__init__()
+        parts = [batches[i] for i in range(len(batches))]
+        self.x = np.concatenate([p[0] for p in parts])
+        self.y = np.concatenate([p[1] for p in parts])
+
+    def on_epoch_end(self, epoch, logs=None):
+        import keras
+
+        pred = self.model.predict(self.x, batch_size=1024, verbose=0)
+        loss_fn = keras.losses.get(self.model.loss)
+        loss = float(keras.ops.mean(loss_fn(self.y, pred)))
+        loss += float(sum(float(keras.ops.sum(term)) for term in self.model.losses))
+        if logs is not None:
+            logs["val_loss"] = loss
 
 
 def _probabilities(raw: np.ndarray) -> np.ndarray:

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from keras_lstm.metrics import (
+    classification_metrics,
+    naive_forecast,
+    regression_metrics,
+    seasonal_naive_scale,
+    summarize,
+)
+
+
+def test_regression_metrics_equal_independent_computations():
+    rng = np.random.default_rng(0)
+    true = rng.normal(10, 2, (50, 3, 2))
+    pred = true + rng.normal(0, 0.5, true.shape)
+    scale = np.array([1.5, 2.0])
+    m = regression_metrics(true, pred, ("a", "b"), scale)
+    for i, name in enumerate("ab"):
+        t, p = true[..., i].ravel(), pred[..., i].ravel()
+        got = m["per_target"][name]
+        assert got["rmse"] == pytest.approx(np.sqrt(np.mean((t - p) ** 2)))
+        assert got["mae"] == pytest.approx(np.mean(np.abs(t - p)))
+        assert got["mape"] == pytest.approx(100 * np.mean(np.abs((t - p) / t)))
+        assert got["smape"] == pytest.approx(
+            100 * np.mean(2 * np.abs(p - t) / (np.abs(t) + np.abs(p)))
+        )
+        assert got["mase"] == pytest.approx(np.mean(np.abs(t - p)) / scale[i])
+        assert got["r2"] == pytest.approx(1 - np.sum((t - p) ** 2) / np.sum((t - t.mean()) ** 2))
+    assert m["rmse"] == pytest.approx(np.mean([m["per_target"][n]["rmse"] for n in "ab"]))
+
+
+def test_seasonal_naive_scale():
+    history = np.array([[1.0], [3.0], [2.0], [6.0]])
+    assert seasonal_naive_scale(history, 1)[0] == pytest.approx((2 + 1 + 4) / 3)
+    assert seasonal_naive_scale(history, 2)[0] == pytest.approx((1 + 3) / 2)
+
+
+def test_naive_forecasts_use_only_the_past():
+    y = np.arange(100.0)[:, None]
+    naive = naive_forecast(y, np.array([10, 20]), horizon=3, season=1)
+    np.testing.assert_array_equal(naive[:, :, 0], [[9, 9, 9], [19, 19, 19]])
+    seasonal = naive_forecast(y, np.array([10]), horizon=5, season=2)
+    # steps 10..14 from one season earlier, never from row >= 10
+    np.testing.assert_array_equal(seasonal[0, :, 0], [8, 9, 8, 9, 8])
+
+
+def test_classification_metrics_equal_sklearn():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 60)
+    logits = rng.normal(size=(60, 3)) + np.eye(3)[labels] * 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    m = classification_metrics(labels, probs)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(labels, probs.argmax(1)))
+    assert m["f1_macro"] == pytest.approx(skm.f1_score(labels, probs.argmax(1), average="macro"))
+    assert m["auc"] == pytest.approx(skm.roc_auc_score(labels, probs, multi_class="ovr"))
+    assert m["log_loss"] == pytest.approx(skm.log_loss(labels, probs))
+
+
+def test_binary_auc_uses_positive_class():
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
+    assert classification_metrics(labels, probs)["auc"] == 1.0
+
+
+def test_summarize_mean_and_std():
+    mean, std = summarize([{"rmse": 1.0, "x": None}, {"rmse": 3.0, "x": None}])
+    assert mean == {"rmse": 2.0, "x": None} and std["rmse"] == 1.0
