@@ -1,5 +1,135 @@
-"""Placeholder, replaced below."""
+"""`LitePredictor`: an exported `.tflite` file and its report, used like a bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_lstm.errors import BundleError, DataError
+from tflite_export import runtime
+from tflite_export.export import report_path
+
+
+def _affine(raw: dict | None):
+    """`(center, scale)` of a scaler dict, or None for no scaling."""
+    if not raw or raw.get("kind") == "none":
+        return None
+    return np.asarray(raw["center"], np.float64), np.asarray(raw["scale"], np.float64)
 
 
 class LitePredictor:
-    pass
+    """Predictions in real units from an exported `.tflite` file and its JSON report.
+
+    The report written by `tflite_export.export` beside the file (`FILE.json`) carries the
+    feature names, lookback, scalers and input/output quantization, so raw feature rows are all
+    `predict` needs. Each complete window of the rows runs alone, with the interpreter's state
+    (the fused LSTM's variable tensors) reset before it.
+
+    Args:
+        path: the `.tflite` file; its report is read from `path + ".json"`.
+        threads: LiteRT interpreter threads.
+
+    Raises:
+        BundleError: the file or its report is missing or unreadable.
+
+    Example:
+        >>> predictor = LitePredictor("model.tflite")  # doctest: +SKIP
+        >>> predictor.predict(frame[predictor.feature_names]).shape  # doctest: +SKIP
+        (977, 1, 1)
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        path = Path(path)
+        if not path.is_file():
+            raise BundleError(f"TFLite file {str(path)!r} does not exist. Check the path.")
+        json_path = report_path(path)
+        if not json_path.is_file():
+            raise BundleError(
+                f"{str(json_path)!r} is missing: LitePredictor needs the report written by "
+                "`tflite_export.export` beside the .tflite file."
+            )
+        try:
+            self.report = json.loads(json_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BundleError(f"{str(json_path)!r} is not valid JSON: {err}") from None
+        self.path = path
+        self.interpreter = runtime.interpreter(path=str(path), threads=threads)
+        pre = self.report.get("preprocessing") or {}
+        self.preprocessing = pre
+        self.lookback = int(pre.get("lookback") or self.report["input"]["shape"][1])
+        self.feature_names = list(pre.get("feature_names") or [])
+        self.task = pre.get("task", "regression")
+        self._features = _affine(pre.get("feature_scaler"))
+        self._targets = _affine(pre.get("target_scaler"))
+
+    def _windows(self, rows) -> np.ndarray:
+        import pandas as pd
+
+        if isinstance(rows, pd.DataFrame):
+            if not self.feature_names:
+                raise DataError(
+                    "This export has no feature names; pass a (rows, features) array instead."
+                )
+            missing = [name for name in self.feature_names if name not in rows.columns]
+            if missing:
+                raise DataError(
+                    f"Input is missing feature columns {missing}; the model was trained on "
+                    f"{self.feature_names}."
+                )
+            rows = rows[self.feature_names].to_numpy(np.float64)
+        values = np.asarray(rows, dtype=np.float64)
+        if self.report["input"]["dtype"].startswith("int") and self.report["input"]["scale"] == 0:
+            values = values.reshape(len(values), 1)  # token ids: one column, not scaled
+        elif self._features is not None:
+            center, scale = self._features
+            if values.ndim != 2 or values.shape[1] != len(center):
+                raise DataError(
+                    f"Expected rows of {len(center)} features; received shape {values.shape}."
+                )
+            values = (values - center) / scale
+        if len(values) < self.lookback:
+            raise DataError(
+                f"Need at least lookback={self.lookback} rows to make one window; received "
+                f"{len(values)}."
+            )
+        windows = np.lib.stride_tricks.sliding_window_view(values, self.lookback, axis=0)
+        windows = windows.transpose(0, 2, 1)
+        if windows.shape[-1] == 1 and len(self.report["input"]["shape"]) == 2:
+            windows = windows[..., 0]
+        return windows.astype(np.float32)
+
+    def predict_scaled(self, windows: np.ndarray) -> np.ndarray:
+        """Raw model outputs for scaled windows `(n, lookback, features)`, one invoke each."""
+        return runtime.run_windows(self.interpreter, np.asarray(windows, np.float32))
+
+    def predict(self, rows) -> np.ndarray:
+        """Predict for every complete window of raw feature rows, in real units.
+
+        Args:
+            rows: a DataFrame holding the feature columns (others are ignored), or an array
+                `(rows, features)` in the training feature order.
+
+        Returns:
+            Regression: `(windows, horizon, targets)` in the targets' units. Classification: the
+            class probabilities `(windows, classes)` (two columns for a sigmoid output).
+
+        Raises:
+            DataError: a feature column is missing or there are fewer rows than `lookback`.
+        """
+        raw = self.predict_scaled(self._windows(rows)).astype(np.float64)
+        if self.task == "classification":
+            raw = raw.reshape(len(raw), -1)
+            return np.concatenate([1 - raw, raw], axis=1) if raw.shape[1] == 1 else raw
+        if self._targets is not None:
+            center, scale = self._targets
+            raw = raw * scale + center
+        return raw
+
+    def predict_labels(self, rows) -> list:
+        """Classification: the most probable class of every window (from the report's classes)."""
+        probabilities = self.predict(rows)
+        classes = self.preprocessing.get("classes") or list(range(probabilities.shape[1]))
+        return [classes[i] for i in probabilities.argmax(axis=1)]

@@ -1,0 +1,309 @@
+"""Tests of `tflite_export`: builtin-only conversion, parity, quantization modes, the predictor."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+# The editable install may predate `tflite_export`: import it from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from keras_lstm.config import ModelConfig  # noqa: E402
+from keras_lstm.errors import BundleError, DataError, ExportError  # noqa: E402
+from keras_lstm.factory import build_model  # noqa: E402
+from tflite_export import LitePredictor, export  # noqa: E402
+from tflite_export.export import report_path  # noqa: E402
+
+LOOKBACK, FEATURES = 12, 3
+MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
+
+# name -> (model config, output shape, task, fused LSTM ops expected)
+CONFIGS = {
+    "lstm": (ModelConfig(units=(8, 4)), (1, 1), "regression", 2),
+    "gru": (ModelConfig(cell="gru", units=(8, 4)), (2, 2), "regression", 0),
+    "bidirectional-conv-dense": (
+        ModelConfig(units=(6, 4), bidirectional=True, conv_filters=4, dense_units=(5,)),
+        3,
+        "classification",
+        4,
+    ),
+    "lstm-sigmoid": (ModelConfig(units=(8, 8), l2=0.0, dropout=0.0), 2, "classification", 2),
+    "gru-bidirectional-sum": (
+        ModelConfig(cell="gru", units=(6,), bidirectional=True, merge_mode="sum"),
+        (1, 2),
+        "regression",
+        0,
+    ),
+}
+
+
+def _windows(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, LOOKBACK, FEATURES)).astype(np.float32)
+
+
+def _model(name, seed=0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    config, output_shape, task, _ = CONFIGS[name]
+    return build_model(config, (LOOKBACK, FEATURES), output_shape, task)
+
+
+def _run_file(path, windows):
+    """Run a .tflite file window by window with a fresh reset, independently of the package."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    lite = Interpreter(model_path=str(path))
+    lite.allocate_tensors()
+    source, target = lite.get_input_details()[0], lite.get_output_details()[0]
+    outputs = []
+    for window in windows:
+        lite.reset_all_variables()
+        value = window[None]
+        if source["dtype"] == np.int8:
+            scale, zero = source["quantization"]
+            value = np.clip(np.round(value / scale) + zero, -128, 127).astype(np.int8)
+        lite.set_tensor(source["index"], value)
+        lite.invoke()
+        out = lite.get_tensor(target["index"])[0]
+        if target["dtype"] == np.int8:
+            scale, zero = target["quantization"]
+            out = (out.astype(np.float32) - zero) * scale
+        outputs.append(out)
+    return np.stack(outputs)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Every config exported in every mode, once: name -> mode -> (path, report, model)."""
+    folder = tmp_path_factory.mktemp("exports")
+    cache = {}
+
+    def get(name, mode):
+        key = (name, mode)
+        if key not in cache:
+            model = cache.setdefault((name, "model"), _model(name))
+            path = folder / f"{name}-{mode}.tflite"
+            report = export(model, mode, path, _windows(64), max_error=10.0)
+            cache[key] = (path, report, model)
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_float32_is_builtin_fused_and_exact(exports, name):
+    path, report, model = exports(name, "float32")
+    fused = CONFIGS[name][3]
+    assert report["builtin_only"] is True
+    assert not any(op.startswith("CUSTOM") or "FLEX" in op for op in report["ops"])
+    assert report["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0) == fused
+    assert "WHILE" not in report["ops"]
+    assert report["max_abs_error"] <= 1e-4
+    # Independent check on fresh windows the export never saw.
+    windows = _windows(20, seed=7)
+    expected = model(windows, training=False).numpy()
+    np.testing.assert_allclose(_run_file(path, windows), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", MODES[1:])
+@pytest.mark.parametrize("name", ["lstm", "gru", "bidirectional-conv-dense"])
+def test_quantized_modes(exports, name, mode):
+    path, report, model = exports(name, mode)
+    assert path.is_file() and report_path(path).is_file()
+    assert report["builtin_only"] is True
+    assert report["mode"] == mode
+    assert report["size_bytes"] == path.stat().st_size
+    assert report["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0) == CONFIGS[name][3]
+    on_disk = json.loads(report_path(path).read_text())
+    for key in (
+        "mode",
+        "size_bytes",
+        "ops",
+        "builtin_only",
+        "max_abs_error",
+        "relative_rmse",
+        "latency_ms_p50",
+        "keras_latency_ms_p50",
+        "recipe",
+    ):
+        assert key in on_disk, key
+    if mode == "float16":
+        assert report["max_abs_error"] <= 1e-2
+    if mode == "dynamic":
+        assert report["max_abs_error"] <= 5e-2
+    expected_io = "int8" if mode == "int8-full" else "float32"
+    assert report["input"]["dtype"] == expected_io
+    assert report["output"]["dtype"] == expected_io
+    if mode == "int8-full":
+        assert report["input"]["scale"] > 0 and report["output"]["scale"] > 0
+    # The file alone reproduces the reported error (int8 I/O quantized by hand).
+    windows = _windows(64)
+    got = _run_file(path, windows)
+    expected = model(windows, training=False).numpy()
+    assert np.max(np.abs(got - expected)) == pytest.approx(report["max_abs_error"], rel=1e-3)
+
+
+def test_size_ordering_across_modes(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = build_model(ModelConfig(units=(48, 48)), (LOOKBACK, FEATURES), (1, 1), "regression")
+    sizes = {
+        mode: export(model, mode, tmp_path / f"{mode}.tflite", _windows(32), max_error=10.0)[
+            "size_bytes"
+        ]
+        for mode in MODES
+    }
+    # Dynamic range skips weight tensors under 1024 elements (the first LSTM's input weights
+    # here), so only the second LSTM is quantized.
+    assert sizes["float32"] > sizes["dynamic"] > sizes["int8"]
+    assert sizes["float32"] > sizes["float16"] > sizes["int8"]
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    assert sizes["int8"] < 0.35 * sizes["float32"]
+    assert abs(sizes["int8-full"] - sizes["int8"]) < 0.05 * sizes["int8"]
+
+
+def test_trained_int8_full_is_close_to_keras(tmp_path):
+    """On a (briefly) trained model the integer file tracks Keras closely."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    t = np.arange(600, dtype=np.float32)
+    series = np.stack([np.sin(t / 6), np.cos(t / 9), np.sin(t / 4) * 0.5], axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(series, LOOKBACK, axis=0)
+    windows = np.ascontiguousarray(windows.transpose(0, 2, 1)[:-1])
+    targets = series[LOOKBACK:, :1][:, None]
+    model = build_model(ModelConfig(units=(16,), dropout=0.0, l2=0.0), (LOOKBACK, FEATURES), (1, 1))
+    model.fit(windows[:450], targets[:450], epochs=4, batch_size=32, verbose=0)
+    report = export(
+        model, "int8-full", tmp_path / "m.tflite", windows[:450], validation=windows[450:]
+    )
+    assert report["relative_rmse"] < 0.05
+    assert report["input"]["dtype"] == "int8"
+
+
+def test_failed_parity_check_writes_no_file(tmp_path):
+    model = _model("lstm")
+    out = tmp_path / "sub" / "model.tflite"
+    with pytest.raises(ExportError, match="Parity check failed"):
+        export(model, "int8", out, _windows(16), max_error=0.0)
+    assert not out.exists()
+    assert not report_path(out).exists()
+    assert list(out.parent.iterdir()) == [] if out.parent.exists() else True
+
+
+def test_bad_mode_and_missing_windows(tmp_path):
+    model = _model("lstm")
+    with pytest.raises(ExportError, match="mode"):
+        export(model, "int4", tmp_path / "m.tflite", _windows(4))
+    with pytest.raises(ExportError, match="representative"):
+        export(model, "float32", tmp_path / "m.tflite")
+    with pytest.raises(ExportError, match="Bundle or a Keras model"):
+        export(object(), "float32", tmp_path / "m.tflite", _windows(4))
+    assert not list(tmp_path.iterdir())
+
+
+def test_unsupported_layer_is_refused(tmp_path):
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((LOOKBACK, FEATURES)), keras.layers.SimpleRNN(4), keras.layers.Dense(1)]
+    )
+    with pytest.raises(ExportError, match="SimpleRNN"):
+        export(model, "float32", tmp_path / "m.tflite", _windows(4))
+    assert not list(tmp_path.iterdir())
+
+
+def test_variable_time_model_needs_lookback(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(units=(4,)), (None, FEATURES), (1, 1), "regression")
+    with pytest.raises(ExportError, match="lookback"):
+        export(model, "float32", tmp_path / "m.tflite", _windows(4))
+    report = export(model, "float32", tmp_path / "m.tflite", _windows(8), lookback=LOOKBACK)
+    assert report["input"]["shape"] == [1, LOOKBACK, FEATURES]
+
+
+class FakeBundle:
+    """The duck-typed Bundle interface `export` relies on."""
+
+    def __init__(self, model, preprocessing, windows):
+        self.model = model
+        self.preprocessing = preprocessing
+        self.config = None
+        self.windows = windows
+
+    def sample_windows(self, n, part="train"):
+        return self.windows[:n]
+
+
+def _bundle(name, frame):
+    feature_scaler = {"kind": "standard", "center": [1.0, -2.0, 0.5], "scale": [2.0, 4.0, 0.5]}
+    preprocessing = {
+        "task": CONFIGS[name][2],
+        "feature_names": ["a", "b", "c"],
+        "target_names": ["a"] if CONFIGS[name][2] == "regression" else ["label"],
+        "lookback": LOOKBACK,
+        "horizon": 1,
+        "feature_scaler": feature_scaler,
+        "target_scaler": {"kind": "standard", "center": [10.0], "scale": [3.0]},
+        "classes": ["no", "yes"],
+    }
+    scaled = (frame[["a", "b", "c"]].to_numpy() - feature_scaler["center"]) / np.array(
+        feature_scaler["scale"]
+    )
+    windows = np.lib.stride_tricks.sliding_window_view(scaled, LOOKBACK, axis=0)
+    windows = windows.transpose(0, 2, 1).astype(np.float32)
+    return FakeBundle(_model(name), preprocessing, windows), windows
+
+
+@pytest.fixture
+def raw_frame():
+    rng = np.random.default_rng(5)
+    return pd.DataFrame(
+        {
+            "c": 0.5 + 0.5 * rng.standard_normal(40),
+            "a": 1.0 + 2.0 * rng.standard_normal(40),
+            "b": -2.0 + 4.0 * rng.standard_normal(40),
+            "extra": np.arange(40),
+        }
+    )
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8-full"])
+def test_lite_predictor_real_units(tmp_path, raw_frame, mode):
+    bundle, windows = _bundle("lstm", raw_frame)
+    report = export(bundle, mode, tmp_path / "m.tflite", max_error=10.0)
+    assert report["preprocessing"]["feature_names"] == ["a", "b", "c"]
+    predictor = LitePredictor(tmp_path / "m.tflite")
+    got = predictor.predict(raw_frame)
+    # By hand: scale -> Keras -> unscale, for each of the 29 complete windows.
+    expected = bundle.model(windows, training=False).numpy() * 3.0 + 10.0
+    assert got.shape == (40 - LOOKBACK + 1, 1, 1)
+    # The parity check ran on these same windows: real units scale its error by 3.
+    tolerance = 3.0 * max(report["max_abs_error"], 1e-5) * 1.01
+    np.testing.assert_allclose(got, expected, atol=tolerance)
+    # The same rows as an array in feature order give the same answer.
+    np.testing.assert_allclose(predictor.predict(raw_frame[["a", "b", "c"]].to_numpy()), got)
+
+
+def test_lite_predictor_classification_and_errors(tmp_path, raw_frame):
+    bundle, windows = _bundle("lstm-sigmoid", raw_frame)
+    export(bundle, "float32", tmp_path / "m.tflite")
+    predictor = LitePredictor(tmp_path / "m.tflite")
+    probabilities = predictor.predict(raw_frame)
+    p = bundle.model(windows, training=False).numpy()
+    np.testing.assert_allclose(probabilities, np.concatenate([1 - p, p], 1), atol=1e-5)
+    assert set(predictor.predict_labels(raw_frame)) <= {"no", "yes"}
+    with pytest.raises(DataError, match="missing feature columns"):
+        predictor.predict(raw_frame.drop(columns="b"))
+    with pytest.raises(DataError, match="lookback"):
+        predictor.predict(raw_frame.iloc[:5])
+    (tmp_path / "m.tflite.json").unlink()
+    with pytest.raises(BundleError, match="report"):
+        LitePredictor(tmp_path / "m.tflite")

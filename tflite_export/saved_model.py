@@ -1,0 +1,51 @@
+"""A SavedModel for TensorFlow Serving, traced through `keras.export.ExportArchive`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from keras_lstm.errors import ExportError
+
+
+def export_saved_model(bundle_or_model, out_dir: str | os.PathLike) -> Path:
+    """Write a SavedModel whose `serving_default` signature maps scaled windows to outputs.
+
+    The folder is written beside its final place and renamed, so a failure leaves nothing.
+
+    Args:
+        bundle_or_model: a `Bundle` (anything with `.model`) or a Keras model.
+        out_dir: the SavedModel folder to write (replaced if present).
+
+    Returns:
+        The folder's path.
+
+    Raises:
+        ExportError: Keras could not trace the model.
+    """
+    import keras
+    import tensorflow as tf
+
+    model = getattr(bundle_or_model, "model", bundle_or_model)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    shape = [None, *model.input_shape[1:]]
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serving_default",
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec(shape, tf.float32, name="window")],
+        )
+        archive.write_out(str(tmp), verbose=False)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"SavedModel export failed: {err}") from err
+    return out_dir
