@@ -132,10 +132,31 @@ def _dispatch(args) -> int:
     raise AssertionError(args.command)
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 silenced: its C++ runtime prints start-up notices
+    to stderr that no log level turns off, and an error must reach the user as one line."""
+    import sys as _sys
+
+    _sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `keras-lstm` console script."""
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ runtime logs harmless notices at every level below 3; Python errors are
+    # still raised and reported below.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not args.debug:
+        _import_tensorflow_quietly()
     try:
         return _dispatch(args) or 0
     except KerasLSTMError as err:

@@ -3,7 +3,7 @@ without a GPU. Logical devices must be configured before TensorFlow initialises 
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

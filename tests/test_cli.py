@@ -1,0 +1,100 @@
+"""End-to-end runs of the `keras-lstm` command, as a user would type it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+
+def _run(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_lstm.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def sine_run(tmp_path_factory):
+    """A noisy sine whose period (24) is longer than the lookback (12): an LSTM must beat the
+    naive forecast here."""
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    t = np.arange(500)
+    frame = pd.DataFrame(
+        {
+            "step": t,
+            "y": np.sin(2 * np.pi * t / 24) + 0.05 * rng.standard_normal(500),
+        }
+    )
+    frame.to_csv(root / "sine.csv", index=False)
+    config = {
+        "seed": 1,
+        "data": {"path": "sine.csv", "time_column": "step", "targets": ["y"], "lookback": 12},
+        "model": {"units": [16], "dropout": 0.0},
+        "training": {"epochs": 40, "cv_splits": 2, "batch_size": 32, "learning_rate": 0.01},
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _run("train", "config.yaml", "--out", "run", cwd=root)
+    return root, result
+
+
+def test_train_writes_metrics_and_beats_naive(sine_run):
+    root, result = sine_run
+    assert result.returncode == 0, result.stderr
+    assert "cv mean ± std" in result.stdout and "naive (test)" in result.stdout
+    assert "fold 1/2" in result.stdout and "fold 2/2" in result.stdout
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert set(metrics["cv"]) == {"folds", "mean", "std"}
+    assert len(metrics["cv"]["folds"]) == 2
+    for key in ("rmse", "mae", "mape", "smape", "mase", "r2"):
+        assert key in metrics["test"] and key in metrics["cv"]["mean"]
+    assert set(metrics["baselines"]) == {"naive", "seasonal_naive"}
+    assert metrics["test"]["rmse"] < 0.6 * metrics["baselines"]["naive"]["test"]["rmse"]
+    for name in ("model.keras", "preprocessing.json", "config.yaml", "forecast.png"):
+        assert (root / "run" / "bundle" / name).is_file()
+
+
+def test_predict_writes_real_unit_predictions(sine_run):
+    root, _ = sine_run
+    frame = pd.read_csv(root / "sine.csv").tail(40)
+    frame.to_csv(root / "recent.csv", index=False)
+    result = _run("predict", "run/bundle", "--input", "recent.csv", "--output", "p.csv", cwd=root)
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(root / "p.csv")
+    assert len(out) == 40 - 12 + 1
+    assert list(out.columns) == ["step", "y"]
+    assert out["step"].iloc[-1] == frame["step"].iloc[-1] + 1
+    truth = frame["y"].to_numpy()[12:]
+    assert np.sqrt(np.mean((out["y"].to_numpy()[:-1] - truth) ** 2)) < 0.2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "missing.yaml"], "missing.yaml' does not exist"),
+        (["train", "bad.yaml"], "Unknown config key `model.unit`. Did you mean `model.units`?"),
+        (["predict", "nowhere", "--input", "bad.yaml"], "Bundle folder 'nowhere' does not exist"),
+        (["predict", "nowhere", "--input", "nope.csv"], "Input file 'nope.csv' does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    (tmp_path / "bad.yaml").write_text("model:\n  unit: [4]\n")
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_help_lists_every_command():
+    result = _run("--help")
+    for command in ("quickstart", "train", "predict", "tune", "export"):
+        assert command in result.stdout
