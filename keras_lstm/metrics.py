@@ -81,17 +81,24 @@ def seasonal_naive_scale(history: np.ndarray, season: int) -> np.ndarray:
     return np.abs(history[season:] - history[:-season]).mean(axis=0)
 
 
-def naive_forecast(targets: np.ndarray, rows: np.ndarray, horizon: int, season: int = 1):
+def naive_forecast(
+    targets: np.ndarray, rows: np.ndarray, horizon: int, season: int = 1, starts=None
+):
     """Seasonal naive forecasts `(windows, horizon, targets)` for windows starting at `rows`.
 
     Step `k` (0-based) of the window whose first target row is `r` is predicted by the value one
     whole season before it, `y[r + k - season * ceil((k + 1) / season)]`, i.e. from rows before
-    `r` only. `season=1` is the plain naive forecast: the last value, repeated.
+    `r` only. `season=1` is the plain naive forecast: the last value, repeated. Where a full
+    season of history is missing (that row would lie before the series' start, `starts`, default
+    row 0), the plain naive value `y[r - 1]` is used instead.
     """
     targets = np.asarray(targets, dtype=np.float64)
+    rows = np.asarray(rows)
+    starts = np.zeros_like(rows) if starts is None else np.asarray(starts)
     steps = np.arange(horizon)
     lag = season * np.ceil((steps + 1) / season).astype(int)
-    source = np.asarray(rows)[:, None] + steps[None, :] - lag[None, :]
+    source = rows[:, None] + steps[None, :] - lag[None, :]
+    source = np.where(source >= starts[:, None], source, (rows - 1)[:, None])
     return targets[source]
 
 

@@ -44,6 +44,9 @@ def test_naive_forecasts_use_only_the_past():
     seasonal = naive_forecast(y, np.array([10]), horizon=5, season=2)
     # steps 10..14 from one season earlier, never from row >= 10
     np.testing.assert_array_equal(seasonal[0, :, 0], [8, 9, 8, 9, 8])
+    # without a full season of history: the last value, never a wrapped-around future row
+    early = naive_forecast(y, np.array([3]), horizon=2, season=7)
+    np.testing.assert_array_equal(early[0, :, 0], [2, 2])
 
 
 def test_classification_metrics_equal_sklearn():
