@@ -37,32 +37,41 @@ MANIFEST_FILE = "manifest.json"
 _REQUIRED = (MODEL_FILE, PREPROCESSING_FILE, CONFIG_FILE, METRICS_FILE)
 _PREPROCESSING_KEYS = {
     "format": int,
+    "kind": str,
     "task": str,
     "feature_names": list,
     "target_names": list,
     "lookback": int,
     "horizon": int,
-    "feature_scaler": dict,
 }
 
 
 def preprocessing_dict(prepared, fold_data) -> dict:
     """The JSON-able preprocessing of a prepared dataset and the scalers of its refit."""
     config = prepared.config
-    return {
+    out = {
         "format": FORMAT_VERSION,
+        "kind": prepared.kind,
         "task": config.task,
-        "feature_names": list(prepared.table.feature_names),
-        "target_names": list(prepared.table.target_names),
+        "feature_names": list(prepared.feature_names),
+        "target_names": list(prepared.target_names),
         "lookback": config.data.lookback,
-        "horizon": config.data.horizon,
+        "horizon": config.data.horizon if prepared.kind == "series" else 1,
         "time_column": config.data.time_column,
         "missing": config.data.missing,
-        "feature_scaler": fold_data.feature_scaler.to_dict(),
+        "feature_scaler": fold_data.feature_scaler.to_dict() if fold_data.feature_scaler else None,
         "target_scaler": fold_data.target_scaler.to_dict() if fold_data.target_scaler else None,
         "classes": list(prepared.classes) if prepared.classes is not None else None,
-        "other_columns": list(prepared.table.other_columns),
+        "other_columns": list(prepared.table.other_columns) if prepared.table else [],
     }
+    if prepared.kind == "sequences":
+        out["series_id"] = config.data.series_id
+        out["label"] = config.data.label
+        out["mask_value"] = prepared.mask_value
+    if prepared.kind == "text":
+        out["vocabulary"] = fold_data.vocabulary
+        out["sequence_length"] = config.data.lookback
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -86,8 +95,13 @@ def _check_preprocessing(raw, path: Path) -> dict:
             f"{path} is bundle format {raw['format']}; this keras-lstm reads format "
             f"{FORMAT_VERSION}. Train again with this version."
         )
+    if raw["kind"] not in ("series", "sequences", "text"):
+        raise BundleError(f"{path} has an unknown `kind` {raw['kind']!r}. The bundle is damaged.")
+    if raw["kind"] == "text" and not isinstance(raw.get("vocabulary"), list):
+        raise BundleError(f"{path} has no valid `vocabulary`. The bundle is damaged.")
     try:
-        Scaler.from_dict(raw["feature_scaler"])
+        if raw["kind"] != "text":
+            Scaler.from_dict(raw["feature_scaler"])
         if raw.get("target_scaler"):
             Scaler.from_dict(raw["target_scaler"])
     except (KeyError, TypeError, ValueError):
@@ -117,7 +131,8 @@ class Bundle:
         self.metrics = metrics or {}
         self.report = None  # in-memory training details (histories, test predictions) for plots
         self._compiled = None
-        self.feature_scaler = Scaler.from_dict(preprocessing["feature_scaler"])
+        raw_features = preprocessing.get("feature_scaler")
+        self.feature_scaler = Scaler.from_dict(raw_features) if raw_features else None
         raw_target = preprocessing.get("target_scaler")
         self.target_scaler = Scaler.from_dict(raw_target) if raw_target else None
 
@@ -134,7 +149,8 @@ class Bundle:
         if self._compiled is None:
             model = self.model
             self._compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        windows = np.asarray(windows, dtype=np.float32)
+        if self.preprocessing.get("kind") != "text":
+            windows = np.asarray(windows, dtype=np.float32)
         outputs = [
             self._compiled(tf.constant(windows[start : start + 1024])).numpy()
             for start in range(0, len(windows), 1024)
@@ -159,6 +175,10 @@ class Bundle:
                 too few rows.
         """
         pre = self.preprocessing
+        if pre["kind"] == "sequences":
+            return self._predict_sequences(frame)
+        if pre["kind"] == "text":
+            return self._predict_texts(frame)
         features, index = load_features(
             frame,
             pre["feature_names"],
@@ -185,6 +205,68 @@ class Bundle:
         else:
             columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
         return pd.DataFrame(real.reshape(len(real), -1), index=times, columns=columns)
+
+    def _labelled(self, raw: np.ndarray, index) -> pd.DataFrame:
+        """Class probabilities (and the most likely label), or a value in real units."""
+        pre = self.preprocessing
+        if pre["task"] != "classification":
+            real = self.target_scaler.inverse_transform(raw.reshape(len(raw), -1))
+            return pd.DataFrame(real, index=index, columns=pre["target_names"])
+        probabilities = np.concatenate([1 - raw, raw], 1) if raw.shape[1] == 1 else raw
+        classes = pre["classes"]
+        out = pd.DataFrame(probabilities, index=index, columns=[f"p({c})" for c in classes])
+        out.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
+        return out
+
+    def _predict_sequences(self, source) -> pd.DataFrame:
+        """One prediction per sequence: `source` is a long table with the series id column, an
+        array `(n, time, features)` or a list of `(time, features)` arrays."""
+        from keras_lstm.config import DataConfig
+        from keras_lstm.data.sequences import load_sequences, sequences_from_arrays
+
+        pre = self.preprocessing
+        if isinstance(source, (list, tuple, np.ndarray)):
+            table = sequences_from_arrays(source, np.zeros(len(source)), pre["feature_names"])
+        else:
+            frame = source if isinstance(source, pd.DataFrame) else None
+            if frame is not None and pre["label"] not in frame.columns:
+                frame = frame.assign(**{pre["label"]: 0})
+            config = DataConfig(
+                series_id=pre["series_id"],
+                label=pre["label"],
+                features=tuple(pre["feature_names"]),
+                time_column=pre.get("time_column"),
+                missing=pre.get("missing", "error"),
+            )
+            table = load_sequences(frame if frame is not None else source, config)
+        if table.feature_names != tuple(pre["feature_names"]):
+            raise DataError(
+                f"Expected {len(pre['feature_names'])} features {pre['feature_names']}; "
+                f"received {list(table.feature_names)}."
+            )
+        # one sequence at a time, unpadded: exactly what a device does
+        raw = np.concatenate(
+            [self.predict_scaled(self.feature_scaler.transform(s)[None]) for s in table.sequences]
+        )
+        return self._labelled(raw, pd.Index(table.ids, name="series"))
+
+    def _predict_texts(self, source) -> pd.DataFrame:
+        """One prediction per text: a list of strings or a frame with the text column."""
+        from keras_lstm.training.prepare import vectorize
+
+        pre = self.preprocessing
+        column = pre["feature_names"][0]
+        if isinstance(source, (pd.DataFrame, str, os.PathLike)):
+            from keras_lstm.data import read_frame
+
+            frame = read_frame(source)
+            if column not in frame.columns:
+                raise DataError(f"Text column {column!r} is missing from the input.")
+            texts = frame[column].fillna("").astype(str).tolist()
+        else:
+            texts = [str(t) for t in source]
+        ids = vectorize(texts, pre["vocabulary"], pre["sequence_length"])
+        return self._labelled(self.predict_scaled(ids), pd.RangeIndex(len(texts), name="sample"))
 
     def sample_windows(self, n: int, part: str = "train") -> np.ndarray:
         """`n` scaled input windows, evenly spread over the refit's training windows (`train`)

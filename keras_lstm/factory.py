@@ -54,6 +54,7 @@ def build_model(
     output_shape: Sequence[int] | int,
     task: str = "regression",
     training: TrainingConfig | None = None,
+    mask_value: float | None = None,
 ):
     """Build and compile a stacked recurrent `keras.Sequential`.
 
@@ -70,6 +71,8 @@ def build_model(
         output_shape: regression `(horizon, targets)`; classification the number of classes.
         task: `regression` or `classification`.
         training: the `training` section for the optimizer; default `TrainingConfig()`.
+        mask_value: put a `Masking` layer first that skips time steps equal to this value
+            (zero-padded variable-length sequences). Token inputs mask id 0 instead.
 
     Returns:
         A compiled `keras.Sequential`.
@@ -89,8 +92,14 @@ def build_model(
 
     config = model_config
     stack = [keras.Input(shape=input_shape)]
+    if mask_value is not None and not config.embedding:
+        stack.append(layers.Masking(mask_value=mask_value))
     if config.embedding:
-        stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
+        stack.append(
+            layers.Embedding(
+                config.embedding["vocab_size"], config.embedding["dim"], mask_zero=True
+            )
+        )
     if config.conv_filters:
         stack.append(
             layers.Conv1D(

@@ -138,7 +138,12 @@ def train_model(
     strategy = resolve_strategy(config)
     with strategy.scope():
         model = build_model(
-            config.model, prepared.input_shape, prepared.output_shape, config.task, training
+            config.model,
+            prepared.input_shape,
+            prepared.output_shape,
+            config.task,
+            training,
+            mask_value=prepared.mask_value,
         )
     seed = None if config.seed is None else config.seed + 1
     batches = WindowBatches(
@@ -240,9 +245,20 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
             "true": labels,
             "pred": probabilities,
         }
-    data, table = prepared.config.data, prepared.table
     val_loss = float(np.mean((raw - y) ** 2))
     pred = fold_data.target_scaler.inverse_transform(raw)
+    if prepared.kind != "series":  # one value per whole sequence
+        true = prepared.labels[rows][:, None, None]
+        mean = np.full_like(true, prepared.labels[fold.train].mean())
+        names, scale = prepared.target_names, np.array([np.nan])
+        return {
+            "metrics": regression_metrics(true, pred.reshape(true.shape), names, scale),
+            "baselines": {"mean": regression_metrics(true, mean, names, scale)},
+            "val_loss": val_loss,
+            "true": true,
+            "pred": pred.reshape(true.shape),
+        }
+    data, table = prepared.config.data, prepared.table
     true = table.targets[rows[:, None] + np.arange(data.horizon)].astype(np.float64)
     scale = seasonal_naive_scale(table.targets[: fold.train_rows], data.season)
     names = table.target_names
@@ -435,6 +451,6 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
         "refit_history": history,
         "test_true": scored["true"],
         "test_pred": scored["pred"],
-        "test_index": prepared.table.index[final.validation],
+        "test_index": prepared.sample_index(final.validation),
     }
     return bundle

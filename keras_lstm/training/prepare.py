@@ -9,16 +9,27 @@ import pandas as pd
 
 from keras_lstm.config import Config
 from keras_lstm.data import Fold, Scaler, SplitPlan, Table, WindowData, load_table, plan_splits
+from keras_lstm.data.sequences import (
+    PAD_VALUE,
+    SequenceData,
+    SequenceTable,
+    load_sequences,
+    load_texts,
+    pad,
+    plan_sample_splits,
+    sequences_from_arrays,
+)
 from keras_lstm.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
 class FoldData:
-    """The windows and fitted scalers of one fold."""
+    """The windows (or padded sequences) and fitted preprocessing of one fold."""
 
-    windows: WindowData
-    feature_scaler: Scaler
+    windows: WindowData | SequenceData
+    feature_scaler: Scaler | None
     target_scaler: Scaler | None
+    vocabulary: list | None = None
 
 
 @dataclass(frozen=True)
@@ -27,30 +38,92 @@ class Prepared:
 
     Attributes:
         config: the config it was prepared for.
-        table: the checked data (training history followed by the test part).
-        plan: walk-forward folds, the refit split and the test windows.
+        table: the checked series (training history followed by the test part), for `series`.
+        plan: walk-forward folds (or sample folds), the refit split and the test samples.
         classes: class labels in index order (classification), else None.
-        labels: class index of every row (classification), else None.
+        labels: per row (series) or per sample (sequences, text): the class index
+            (classification) or the target value (whole-sequence regression).
+        kind: `series` (windows over one series), `sequences` (one labelled sequence per
+            sample) or `text` (one labelled text per sample).
+        sequences: the `SequenceTable` of a `sequences` task.
+        texts: the texts of a `text` task.
     """
 
     config: Config
-    table: Table
+    table: Table | None
     plan: SplitPlan
     classes: tuple | None = None
     labels: np.ndarray | None = None
+    kind: str = "series"
+    sequences: SequenceTable | None = None
+    texts: list | None = None
 
     @property
-    def input_shape(self) -> tuple[int, int]:
+    def feature_names(self) -> tuple[str, ...]:
+        if self.kind == "series":
+            return self.table.feature_names
+        if self.kind == "sequences":
+            return self.sequences.feature_names
+        return tuple(self.config.data.features)
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        if self.kind == "series":
+            return self.table.target_names
+        data = self.config.data
+        return (data.label,) if data.label else tuple(data.targets or ("label",))
+
+    @property
+    def input_shape(self):
+        if self.kind == "text":
+            return (self.config.data.lookback,)
+        if self.kind == "sequences":
+            return (None, len(self.sequences.feature_names))
         return (self.config.data.lookback, len(self.table.feature_names))
 
     @property
     def output_shape(self):
         if self.classes is not None:
             return len(self.classes)
+        if self.kind != "series":
+            return (1, 1)
         return (self.config.data.horizon, len(self.table.target_names))
 
+    def sample_index(self, rows) -> pd.Index:
+        """The time (series) or id (sequences, text) that names each sample of `rows`."""
+        if self.kind == "series":
+            return self.table.index[rows]
+        if self.kind == "sequences":
+            return pd.Index(np.asarray(self.sequences.ids, dtype=object)[rows], name="series")
+        return pd.Index(np.asarray(rows), name="sample")
+
+    @property
+    def mask_value(self) -> float | None:
+        """The padding value a `Masking` layer must skip (whole sequences), else None."""
+        return PAD_VALUE if self.kind == "sequences" else None
+
+    def _sample_targets(self, train) -> tuple[np.ndarray, Scaler | None]:
+        if self.classes is not None:
+            return self.labels.astype(np.float32), None
+        scaler = Scaler.fit(self.config.data.scaler, self.labels[train][:, None])
+        return scaler.transform(self.labels[:, None])[:, 0], scaler
+
     def fold_data(self, fold: Fold) -> FoldData:
-        """Fit the scalers on `fold`'s training rows only and window the scaled series."""
+        """Fit the preprocessing on `fold`'s training part only and build its samples."""
+        if self.kind == "sequences":
+            seqs = self.sequences.sequences
+            kind = self.config.data.scaler
+            scaler = Scaler.fit(kind, np.concatenate([seqs[i] for i in fold.train]))
+            inputs = pad([scaler.transform(s) for s in seqs])
+            targets, target_scaler = self._sample_targets(fold.train)
+            return FoldData(SequenceData(inputs, targets), scaler, target_scaler)
+        if self.kind == "text":
+            vocabulary = fit_vocabulary(
+                [self.texts[i] for i in fold.train], self.config.model.embedding["vocab_size"]
+            )
+            inputs = vectorize(self.texts, vocabulary, self.config.data.lookback)
+            targets, target_scaler = self._sample_targets(fold.train)
+            return FoldData(SequenceData(inputs, targets), None, target_scaler, vocabulary)
         rows = fold.train_rows
         kind = self.config.data.scaler
         feature_scaler = Scaler.fit(kind, self.table.features[:rows])
@@ -85,12 +158,96 @@ def _concat(train: Table, test: Table) -> Table:
     )
 
 
+def fit_vocabulary(texts: list[str], vocab_size: int) -> list[str]:
+    """The `TextVectorization` vocabulary of `texts` (at most `vocab_size` entries, padding and
+    the out-of-vocabulary token first)."""
+    import keras
+
+    layer = keras.layers.TextVectorization(max_tokens=vocab_size)
+    layer.adapt(np.asarray(texts, dtype=object))
+    return [str(t) for t in layer.get_vocabulary()]
+
+
+def vectorize(texts, vocabulary: list[str], length: int) -> np.ndarray:
+    """Token ids `(n, length)` of `texts` with a fixed vocabulary (0 pads, 1 is unknown)."""
+    import keras
+
+    layer = keras.layers.TextVectorization(vocabulary=vocabulary[2:], output_sequence_length=length)
+    return np.asarray(layer(np.asarray(list(texts), dtype=object)), dtype=np.int32)
+
+
+def _prepare_samples(config: Config, data) -> Prepared:
+    d = config.data
+    if config.model.embedding:
+        texts, labels = load_texts(data, d)
+        test_count = 0
+        if d.test_path:
+            test_texts, test_labels = load_texts(d.test_path, d)
+            texts, labels = texts + test_texts, np.concatenate([labels, test_labels])
+            test_count = len(test_texts)
+        sequences, kind = None, "text"
+    else:
+        if isinstance(data, tuple):
+            sequences = sequences_from_arrays(*data)
+        else:
+            sequences = load_sequences(data, d)
+        test_count = 0
+        if d.test_path:
+            test = load_sequences(d.test_path, d)
+            if test.feature_names != sequences.feature_names:
+                raise DataError(
+                    f"The test file's feature columns {list(test.feature_names)} differ from the "
+                    f"training data's {list(sequences.feature_names)}."
+                )
+            sequences = SequenceTable(
+                sequences.sequences + test.sequences,
+                np.concatenate([sequences.labels, test.labels]),
+                sequences.feature_names,
+                sequences.ids + test.ids,
+                len(test.sequences),
+            )
+        labels, texts, kind = sequences.labels, None, "sequences"
+    classes = None
+    if config.task == "classification":
+        classes, labels = _encode_labels(labels, "label")
+    else:
+        try:
+            labels = np.asarray(labels, dtype=np.float64)
+        except ValueError:
+            raise DataError("A regression label must be numeric.") from None
+    plan = plan_sample_splits(
+        labels, d, config.training, config.seed, config.task == "classification", test_count
+    )
+    return Prepared(
+        config, None, plan, classes, labels, kind=kind, sequences=sequences, texts=texts
+    )
+
+
+def _encode_labels(raw, name: str) -> tuple[tuple, np.ndarray]:
+    raw = pd.Series(raw)
+    if raw.isna().any():
+        raise DataError(
+            f"Label column {name!r} has a missing value at row "
+            f"{int(np.flatnonzero(raw.isna())[0])}. Fill or drop it."
+        )
+    classes = tuple(sorted(raw.unique().tolist(), key=str))
+    if len(classes) < 2:
+        raise DataError(
+            f"Label column {name!r} holds one class only ({classes[0]!r}); "
+            "classification needs at least two."
+        )
+    lookup = {c: i for i, c in enumerate(classes)}
+    return classes, raw.map(lookup).to_numpy(dtype=np.int64)
+
+
 def prepare(config: Config, data=None, first_target: int | None = None) -> Prepared:
     """Load the config's data (or `data`), check it and plan its splits.
 
     Args:
         config: the whole config.
-        data: a DataFrame or CSV path; default `config.data.path`.
+        data: a DataFrame or CSV path; default `config.data.path`. For whole-sequence tasks
+            also a tuple `(x, y)`: `x` an array `(n, time, features)` or a list of
+            `(time, features)` arrays, `y` one label per sequence.
         first_target: the earliest row a window may predict (default `data.lookback`); tuning
             sets it to the longest lookback searched so every trial scores the same targets.
 
@@ -101,10 +258,17 @@ def prepare(config: Config, data=None, first_target: int | None = None) -> Prepa
         ConfigError: settings that contradict each other.
         DataError: the data cannot be used.
     """
-    if config.data.series_id or config.data.label:
+    if config.model.embedding or config.data.label or isinstance(data, tuple):
+        if config.data.label and not config.data.series_id and not isinstance(data, tuple):
+            raise ConfigError(
+                "`data.label` (one label per sequence) needs `data.series_id` to say which rows "
+                "form each sequence."
+            )
+        return _prepare_samples(config, data)
+    if config.data.series_id:
         raise ConfigError(
-            "`data.series_id` and `data.label` (many series, whole sequences) are not supported "
-            "yet. Remove them to train on a single series."
+            "`data.series_id` without `data.label` (one global model over many series) is not "
+            "supported yet. Add `data.label` for whole-sequence tasks, or train each series."
         )
     if config.task == "classification" and config.data.horizon != 1:
         raise ConfigError(
@@ -125,18 +289,5 @@ def prepare(config: Config, data=None, first_target: int | None = None) -> Prepa
     plan = plan_splits(len(table), config.data, config.training, test_start, first_target)
     if config.task != "classification":
         return Prepared(config, table, plan)
-    raw = pd.Series(table.targets[:, 0])
-    if raw.isna().any():
-        raise DataError(
-            f"Label column {table.target_names[0]!r} has a missing value at row "
-            f"{int(np.flatnonzero(raw.isna())[0])}. Fill or drop it."
-        )
-    classes = tuple(sorted(raw.unique().tolist(), key=str))
-    if len(classes) < 2:
-        raise DataError(
-            f"Label column {table.target_names[0]!r} holds one class only ({classes[0]!r}); "
-            "classification needs at least two."
-        )
-    lookup = {c: i for i, c in enumerate(classes)}
-    labels = raw.map(lookup).to_numpy(dtype=np.int64)
+    classes, labels = _encode_labels(table.targets[:, 0], table.target_names[0])
     return Prepared(config, table, plan, classes, labels)

@@ -1,0 +1,260 @@
+"""Whole sequences as samples: labelled recordings, NumPy arrays of sequences, and texts.
+
+A long-format table with `data.series_id` and `data.label` becomes one sample per series: its
+feature rows (in time order) and its label. Variable lengths are padded with zeros after
+scaling; the model's `Masking` layer skips the padding, so a padded batch predicts exactly what
+each sequence predicts alone. Splits are stratified by label (scikit-learn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+from keras_lstm.config import DataConfig, TrainingConfig
+from keras_lstm.data.loading import _apply_missing, _check_numeric, _parse_times, read_frame
+from keras_lstm.data.splits import Fold, SplitPlan
+from keras_lstm.errors import DataError
+
+PAD_VALUE = 0.0
+
+
+@dataclass(frozen=True)
+class SequenceTable:
+    """Sequences with one label each.
+
+    Attributes:
+        sequences: one `(length, features)` float32 array per sample (token ids `(length,)` for
+            text, after vectorising).
+        labels: one label per sample (raw values).
+        feature_names: the feature columns.
+        ids: the series id of each sample (or its position).
+        test_count: how many trailing samples form a separate test set (from `data.test_path`).
+    """
+
+    sequences: list
+    labels: np.ndarray
+    feature_names: tuple[str, ...]
+    ids: tuple
+    test_count: int = 0
+
+
+def load_sequences(source, config: DataConfig) -> SequenceTable:
+    """Split a long table into one labelled sequence per `data.series_id`.
+
+    Raises:
+        DataError: a column is missing or not numeric, the label changes within a series, or
+            times are not increasing within a series.
+
+    Example:
+        >>> frame = pd.DataFrame({"id": [1, 1, 2], "x": [0.1, 0.2, 0.3], "y": ["a", "a", "b"]})
+        >>> table = load_sequences(frame, DataConfig(series_id="id", label="y"))
+        >>> [len(s) for s in table.sequences], table.labels.tolist()
+        ([2, 1], ['a', 'b'])
+    """
+    frame = read_frame(config.path if source is None else source)
+    frame.columns = [str(c) for c in frame.columns]
+    for key, column in (("series_id", config.series_id), ("label", config.label)):
+        if column not in frame.columns:
+            raise DataError(
+                f"Column {column!r} (data.{key}) is not in the data. "
+                f"Columns: {', '.join(frame.columns)}."
+            )
+    skip = {config.series_id, config.label, config.time_column} - {None}
+    if config.features is None:
+        features = [
+            c
+            for c in frame.columns
+            if c not in skip
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+    else:
+        features = list(config.features)
+        absent = [c for c in features if c not in frame.columns]
+        if absent:
+            raise DataError(
+                f"Feature column {absent[0]!r} (data.features) is not in the data. "
+                f"Columns: {', '.join(frame.columns)}."
+            )
+    if not features:
+        raise DataError("No numeric feature columns found. Set `data.features`.")
+    _check_numeric(frame, features)
+    if frame[config.label].isna().any():
+        row = int(np.flatnonzero(frame[config.label].isna())[0])
+        raise DataError(f"Label column {config.label!r} has a missing value at row {row}.")
+    sequences, labels, ids = [], [], []
+    for key, group in frame.groupby(config.series_id, sort=False):
+        if group[config.label].nunique() > 1:
+            raise DataError(
+                f"Label column {config.label!r} changes within series {key!r} "
+                f"({', '.join(map(str, group[config.label].unique()[:3]))}). A whole-sequence "
+                "label must be constant within each series."
+            )
+        if config.time_column:
+            _parse_times(group.reset_index(drop=True), config.time_column)
+        group = _apply_missing(group.reset_index(drop=True), features, config.missing)
+        if group.empty:
+            continue
+        sequences.append(group[features].to_numpy(dtype=np.float32))
+        labels.append(group[config.label].iloc[0])
+        ids.append(key)
+    return SequenceTable(sequences, np.asarray(labels), tuple(features), tuple(ids))
+
+
+def sequences_from_arrays(x, y, feature_names=None) -> SequenceTable:
+    """Sequences from NumPy: `x` is `(n, time, features)` or a list of `(time, features)`
+    arrays, `y` holds one label per sequence.
+
+    Raises:
+        DataError: wrong rank, dtype or length, or non-finite values.
+
+    Example:
+        >>> table = sequences_from_arrays(np.zeros((3, 5, 2)), [0, 1, 0])
+        >>> table.feature_names
+        ('f0', 'f1')
+    """
+    if isinstance(x, np.ndarray) and x.ndim == 3:
+        items = list(x)
+    elif isinstance(x, (list, tuple)):
+        items = list(x)
+    else:
+        shape = getattr(x, "shape", None)
+        raise DataError(
+            "Sequences must be an array of shape (samples, time, features) or a list of "
+            f"(time, features) arrays. Received: {type(x).__name__} with shape {shape}."
+        )
+    if not items:
+        raise DataError("No sequences given.")
+    arrays = []
+    for i, item in enumerate(items):
+        item = np.asarray(item)
+        if item.ndim != 2 or item.shape[0] < 1:
+            raise DataError(
+                f"Sequence {i} has shape {item.shape}; each must be (time, features) with at "
+                "least one step."
+            )
+        if not np.issubdtype(item.dtype, np.number) or np.issubdtype(item.dtype, np.bool_):
+            raise DataError(f"Sequence {i} has dtype {item.dtype}; it must hold numbers.")
+        if not np.isfinite(item).all():
+            raise DataError(f"Sequence {i} holds NaN or inf values. Clean them first.")
+        arrays.append(item.astype(np.float32))
+    widths = {a.shape[1] for a in arrays}
+    if len(widths) > 1:
+        raise DataError(f"Sequences have different numbers of features: {sorted(widths)}.")
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != len(arrays):
+        raise DataError(
+            f"Expected one label per sequence ({len(arrays)}); received labels of shape "
+            f"{labels.shape}."
+        )
+    width = widths.pop()
+    names = tuple(feature_names) if feature_names else tuple(f"f{i}" for i in range(width))
+    return SequenceTable(arrays, labels, names, tuple(range(len(arrays))))
+
+
+def load_texts(source, config: DataConfig) -> tuple[list[str], np.ndarray]:
+    """Texts and labels from a CSV of (text, label): `data.features` names the one text column
+    and `data.targets` the label column."""
+    frame = read_frame(config.path if source is None else source)
+    frame.columns = [str(c) for c in frame.columns]
+    if not config.features or len(config.features) != 1:
+        raise DataError(
+            "A text model (model.embedding) needs `data.features` to name exactly one text "
+            f"column. Received: data.features={list(config.features or [])}"
+        )
+    text, label = config.features[0], (config.targets or [None])[0]
+    for key, column in (("features", text), ("targets", label)):
+        if column not in frame.columns:
+            raise DataError(
+                f"Column {column!r} (data.{key}) is not in the data. "
+                f"Columns: {', '.join(frame.columns)}."
+            )
+    if frame[label].isna().any():
+        row = int(np.flatnonzero(frame[label].isna())[0])
+        raise DataError(f"Label column {label!r} has a missing value at row {row}.")
+    return frame[text].fillna("").astype(str).tolist(), frame[label].to_numpy()
+
+
+def pad(sequences: list, length: int | None = None, dtype=np.float32) -> np.ndarray:
+    """Zero-pad sequences at the end to a common length `(n, length, ...)`; longer ones are cut
+    (their first `length` steps kept)."""
+    length = length or max(len(s) for s in sequences)
+    first = np.asarray(sequences[0])
+    out = np.full((len(sequences), length, *first.shape[1:]), PAD_VALUE, dtype=dtype)
+    for i, seq in enumerate(sequences):
+        seq = np.asarray(seq)[:length]
+        out[i, : len(seq)] = seq
+    return out
+
+
+def plan_sample_splits(
+    labels: np.ndarray,
+    data: DataConfig,
+    training: TrainingConfig,
+    seed: int | None,
+    stratify: bool,
+    test_count: int = 0,
+) -> SplitPlan:
+    """Split samples (not time steps): a held-out test set and `cv_splits` folds of the rest.
+
+    The test set is the last `test_count` samples when they come from `data.test_path`, else a
+    `data.test_size` share drawn with `train_test_split`. The folds come from `StratifiedKFold`
+    (classification) or `KFold`, shuffled with the config's seed.
+
+    Raises:
+        DataError: a class has too few samples for the test set or the folds.
+    """
+    n = len(labels)
+    index = np.arange(n)
+    encoded = pd.factorize(pd.Series(labels))[0] if stratify else None
+    if stratify:
+        counts = pd.Series(labels).value_counts()
+        need = training.cv_splits + (0 if test_count else 1)
+        if counts.min() < need:
+            raise DataError(
+                f"Class {counts.idxmin()!r} has {counts.min()} sequences; stratified splits into "
+                f"{training.cv_splits} folds and a test set need at least {need} per class. "
+                "Add data or lower `training.cv_splits`."
+            )
+    if test_count:
+        train, test = index[: n - test_count], index[n - test_count :]
+    else:
+        size = data.test_size if data.test_size < 1 else int(data.test_size)
+        train, test = train_test_split(index, test_size=size, random_state=seed, stratify=encoded)
+        train, test = np.sort(train), np.sort(test)
+    if len(train) < training.cv_splits:
+        raise DataError(
+            f"{len(train)} training sequences cannot make {training.cv_splits} folds. Add data "
+            "or lower `training.cv_splits`."
+        )
+    splitter = (
+        StratifiedKFold(training.cv_splits, shuffle=True, random_state=seed)
+        if stratify
+        else KFold(training.cv_splits, shuffle=True, random_state=seed)
+    )
+    folds = tuple(
+        Fold(train[a], train[b], -1)
+        for a, b in splitter.split(train, encoded[train] if stratify else None)
+    )
+    return SplitPlan(folds, Fold(train, test, -1), n - len(test))
+
+
+class SequenceData:
+    """Padded, scaled sequences and their targets, with the `gather` of `WindowData`.
+
+    Args:
+        inputs: `(n, length, features)` padded inputs (or `(n, length)` token ids).
+        targets: `(n, 1)` targets (class index or scaled value).
+    """
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray):
+        self.inputs = inputs
+        self.targets = np.asarray(targets, dtype=np.float32).reshape(len(inputs), 1, 1)
+
+    def gather(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(rows)
+        return self.inputs[rows], self.targets[rows]

@@ -1,0 +1,159 @@
+"""Whole-sequence tasks: labelled recordings, NumPy arrays, and texts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_lstm.bundle import Bundle
+from keras_lstm.config import DataConfig, ModelConfig, TrainingConfig, load_config
+from keras_lstm.data.sequences import (
+    load_sequences,
+    pad,
+    plan_sample_splits,
+    sequences_from_arrays,
+)
+from keras_lstm.errors import ConfigError, DataError
+from keras_lstm.factory import build_model
+from keras_lstm.training import fit, prepare
+
+
+def _recordings(n=36, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        cls = i % 3
+        length = int(rng.integers(5, 12))
+        t = np.arange(length)
+        x = np.sin(t * (cls + 1) / 2) + 0.05 * rng.standard_normal(length)
+        for k in range(length):
+            rows.append({"rec": f"r{i}", "x": x[k], "z": float(cls), "g": "abc"[cls]})
+    return pd.DataFrame(rows)
+
+
+def test_long_table_becomes_one_sequence_per_series():
+    frame = _recordings()
+    table = load_sequences(frame, DataConfig(series_id="rec", label="g"))
+    assert len(table.sequences) == 36 and table.ids[:2] == ("r0", "r1")
+    assert table.feature_names == ("x", "z")
+    first = frame[frame.rec == "r0"][["x", "z"]].to_numpy(dtype=np.float32)
+    np.testing.assert_array_equal(table.sequences[0], first)
+    assert table.labels[:3].tolist() == ["a", "b", "c"]
+
+
+def test_label_must_be_constant_within_a_series():
+    frame = _recordings()
+    frame.loc[1, "g"] = "b"
+    with pytest.raises(DataError, match="'g' changes within series 'r0'"):
+        load_sequences(frame, DataConfig(series_id="rec", label="g"))
+
+
+def test_stratified_splits_keep_class_ratios():
+    labels = np.array(["a"] * 60 + ["b"] * 30 + ["c"] * 15)
+    plan = plan_sample_splits(
+        labels, DataConfig(test_size=0.2), TrainingConfig(cv_splits=3), 0, stratify=True
+    )
+    overall = pd.Series(labels).value_counts(normalize=True)
+    for part in [plan.final.validation, *[f.validation for f in plan.folds]]:
+        share = pd.Series(labels[part]).value_counts(normalize=True)
+        np.testing.assert_allclose(share[overall.index], overall, atol=0.05)
+    train = set(plan.final.train)
+    assert train.isdisjoint(plan.final.validation)
+    for fold in plan.folds:
+        assert set(fold.train) | set(fold.validation) == train
+        assert set(fold.train).isdisjoint(fold.validation)
+
+
+def test_too_few_per_class_is_a_clear_error():
+    with pytest.raises(DataError, match="Class 'b' has 2 sequences"):
+        plan_sample_splits(
+            np.array(["a"] * 10 + ["b"] * 2), DataConfig(), TrainingConfig(cv_splits=3), 0, True
+        )
+
+
+def test_padded_batch_predicts_like_single_sequences():
+    model = build_model(
+        ModelConfig(units=(6, 4), bidirectional=True),
+        (None, 2),
+        3,
+        "classification",
+        mask_value=0.0,
+    )
+    rng = np.random.default_rng(0)
+    sequences = [rng.standard_normal((n, 2)).astype(np.float32) + 3 for n in (4, 9, 6)]
+    batch = model.predict(pad(sequences), verbose=0)
+    for i, seq in enumerate(sequences):
+        alone = model.predict(seq[None], verbose=0)
+        np.testing.assert_allclose(batch[i], alone[0], atol=1e-5)
+
+
+def test_arrays_api_and_bad_arrays():
+    x = np.random.default_rng(0).standard_normal((30, 7, 2))
+    y = np.array([0, 1] * 15)
+    config = load_config(
+        {"task": "classification", "data": {"test_size": 0.2}, "training": {"cv_splits": 2}}
+    )
+    prepared = prepare(config, (x, y))
+    assert prepared.kind == "sequences" and prepared.input_shape == (None, 2)
+    with pytest.raises(DataError, match="shape"):
+        sequences_from_arrays(np.zeros((3, 4)), [0, 1, 0])
+    with pytest.raises(DataError, match="dtype"):
+        sequences_from_arrays([np.array([["a"]])], [0])
+    with pytest.raises(DataError, match="one label per sequence"):
+        sequences_from_arrays(np.zeros((3, 4, 1)), [0, 1])
+
+
+def test_label_without_series_id_is_a_config_error():
+    config = load_config({"data": {"label": "g"}})
+    with pytest.raises(ConfigError, match="data.series_id"):
+        prepare(config, _recordings())
+
+
+def test_sequence_classifier_end_to_end(tmp_path):
+    frame = _recordings()
+    config = {
+        "task": "classification",
+        "seed": 2,
+        "data": {"series_id": "rec", "label": "g", "test_size": 0.25},
+        "model": {"units": [8], "bidirectional": True, "dropout": 0.0},
+        "training": {"epochs": 2, "cv_splits": 2, "class_weight": "balanced"},
+    }
+    bundle = fit(config, frame, verbose=0)
+    assert set(bundle.metrics["test"]) == {"accuracy", "f1_macro", "auc", "log_loss"}
+    assert "majority" in bundle.metrics["baselines"]
+    directory = bundle.save(tmp_path / "bundle")
+    assert (directory / "confusion.png").is_file()
+    loaded = Bundle.load(directory)
+    some = frame[frame.rec.isin(["r3", "r4"])].drop(columns="g")
+    out = loaded.predict(some)
+    assert list(out.index) == ["r3", "r4"]
+    pd.testing.assert_frame_equal(out, bundle.predict(some))
+    # the same sequence given as an array predicts the same
+    seq = some[some.rec == "r3"][["x", "z"]].to_numpy()
+    np.testing.assert_allclose(
+        loaded.predict([seq]).iloc[0, 1:].to_numpy(dtype=float),
+        out.iloc[0, 1:].to_numpy(dtype=float),
+        rtol=1e-5,
+    )
+
+
+def test_text_classifier_round_trips(tmp_path):
+    texts = ["good great fine day", "bad awful poor day", "great good", "poor bad"] * 12
+    frame = pd.DataFrame({"text": texts, "label": ["pos", "neg"] * 24})
+    config = {
+        "task": "classification",
+        "seed": 1,
+        "data": {"features": ["text"], "targets": ["label"], "lookback": 6},
+        "model": {"units": [8], "bidirectional": True, "embedding": {"vocab_size": 30, "dim": 4}},
+        "training": {"epochs": 2, "cv_splits": 2},
+    }
+    bundle = fit(config, frame, verbose=0)
+    vocabulary = bundle.preprocessing["vocabulary"]
+    assert vocabulary[:2] == ["", "[UNK]"] and "good" in vocabulary
+    loaded = Bundle.load(bundle.save(tmp_path / "text"))
+    new = ["good fine", "awful poor", "never seen words"]
+    pd.testing.assert_frame_equal(loaded.predict(new), bundle.predict(new))
+    assert list(loaded.predict(pd.DataFrame({"text": new})).columns) == [
+        "label",
+        "p(neg)",
+        "p(pos)",
+    ]
