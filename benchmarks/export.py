@@ -46,8 +46,11 @@ class BenchBundle:
         return windows[picks]
 
 
-def trained_bundle(epochs: int = 8, cell: str = "lstm", units=(96, 48), seed: int = 0):
-    """Train the benchmark model; returns a `BenchBundle` and the parameter count."""
+def trained_bundle(epochs: int = 8, cell: str = "lstm", units=(96, 48), seed: int = 0, **options):
+    """Train the benchmark model; returns a `BenchBundle` and the parameter count.
+
+    `options` are further `ModelConfig` fields (e.g. `bidirectional=True, conv_filters=8`).
+    """
     import keras
 
     from keras_lstm.config import ModelConfig
@@ -63,7 +66,7 @@ def trained_bundle(epochs: int = 8, cell: str = "lstm", units=(96, 48), seed: in
     windows = np.ascontiguousarray(windows.transpose(0, 2, 1)[:-1])
     targets = scaled[LOOKBACK:, :1][:, None, :]
     first_test = split - LOOKBACK
-    config = ModelConfig(cell=cell, units=units, dropout=0.1)
+    config = ModelConfig(cell=cell, units=units, dropout=0.1, **options)
     model = build_model(config, (LOOKBACK, len(FEATURES)), (1, 1), "regression")
     model.fit(
         windows[:first_test],

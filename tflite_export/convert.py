@@ -17,15 +17,20 @@ RECIPES = {
     "float32": "float32: fused UNIDIRECTIONAL_SEQUENCE_LSTM, unrolled GRU, no quantization",
     "float16": "float16 weights (dequantized to float32 at load), float32 compute",
     "dynamic": "dynamic range: int8 weights (tensors >= 1024 elements), float activations",
-    "int8": (
-        "full integer: int8 weights (per-channel) and int8 activations calibrated on the "
-        "representative windows, integer LSTM kernel; float32 input/output"
+    "integer-lstm": (
+        "full integer: int8 per-channel weights, int8 activations calibrated on the "
+        "representative windows, integer LSTM kernel (16-bit cell state)"
     ),
-    "int8-full": (
-        "full integer: int8 weights (per-channel) and int8 activations calibrated on the "
-        "representative windows, integer LSTM kernel; int8 input/output"
+    "float-lstm": (
+        "selective: int8 Conv/Dense/other ops calibrated on the representative windows, fused "
+        "LSTMs kept in float32 (denylisted from quantization)"
     ),
 }
+
+# Integer modes try these in order; `export` keeps the first whose parity meets
+# `INTEGER_TARGET`, else the most accurate.
+INTEGER_RECIPES = ("integer-lstm", "float-lstm")
+INTEGER_TARGET = 0.02
 
 
 def _converter(function, module):
@@ -43,25 +48,38 @@ def _representative(windows: np.ndarray, dtype):
     return generate
 
 
-def convert(function, mode: str, representative: np.ndarray | None = None) -> tuple[bytes, str]:
-    """Convert the export `tf.function` to TFLite bytes with `mode`'s recipe.
+def recipes(mode: str) -> tuple[str, ...]:
+    """The recipes `export` tries for `mode`, in order."""
+    if mode not in MODES:
+        raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
+    return INTEGER_RECIPES if mode in ("int8", "int8-full") else (mode,)
+
+
+def convert(
+    function, mode: str, representative: np.ndarray | None = None, recipe: str | None = None
+) -> tuple[bytes, str]:
+    """Convert the export `tf.function` to TFLite bytes with one of `mode`'s recipes.
 
     Args:
         function: the traced forward pass from `forward.build_forward`.
         mode: one of `float32`, `float16`, `dynamic`, `int8`, `int8-full`.
         representative: calibration windows `(n, lookback, features)`, needed for int8 modes.
+        recipe: one of `recipes(mode)`; default the first.
 
     Returns:
-        `(model_bytes, recipe)`, the recipe a line saying how the model was quantized.
+        `(model_bytes, recipe_description)`.
 
     Raises:
         ExportError: unknown mode, missing representative windows, or the converter failed.
     """
-    if mode not in MODES:
-        raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
+    recipe = recipe or recipes(mode)[0]
+    if recipe not in recipes(mode):
+        raise ExportError(f"Recipe {recipe!r} does not apply to mode {mode!r}.")
     module = tf.Module()
     module.forward = function
     converter = _converter(function, module)
+    spec = function.input_signature[0]
+    integer_io = mode == "int8-full"
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -73,21 +91,37 @@ def convert(function, mode: str, representative: np.ndarray | None = None) -> tu
                 f"Mode {mode!r} needs representative windows for calibration; pass a bundle or "
                 "`representative=` windows (n, lookback, features)."
             )
-        spec = function.input_signature[0]
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative(
             representative, spec.dtype.as_numpy_dtype
         )
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if mode == "int8-full":
-            if spec.dtype == tf.float32:
-                converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+        if recipe == "integer-lstm":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if integer_io:
+                if spec.dtype == tf.float32:
+                    converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+        else:
+            converter._experimental_calibrate_only = True
     try:
         model = converter.convert()
+        if recipe == "float-lstm":
+            from tensorflow.lite.python import convert as lite_convert
+
+            float_input = not integer_io or spec.dtype != tf.float32
+            model = lite_convert.mlir_quantize(
+                model,
+                fully_quantize=integer_io,
+                input_data_type=tf.float32 if float_input else tf.int8,
+                output_data_type=tf.int8 if integer_io else tf.float32,
+                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM"],
+            )
     except Exception as err:  # the converter raises several unrelated types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExportError(
-            f"TFLite conversion ({mode}) with builtin ops only failed: {first}"
+            f"TFLite conversion ({mode}, {recipe}) with builtin ops only failed: {first}"
         ) from err
-    return bytes(model), RECIPES[mode]
+    description = RECIPES[recipe]
+    if mode in ("int8", "int8-full"):
+        description += "; int8 input/output" if integer_io else "; float32 input/output"
+    return bytes(model), f"{recipe}: {description}" if recipe != mode else description
