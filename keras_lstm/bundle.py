@@ -64,6 +64,8 @@ def preprocessing_dict(prepared, fold_data) -> dict:
         "classes": list(prepared.classes) if prepared.classes is not None else None,
         "other_columns": list(prepared.table.other_columns) if prepared.table else [],
     }
+    if prepared.starts is not None:
+        out["series_id"] = config.data.series_id
     if prepared.kind == "sequences":
         out["series_id"] = config.data.series_id
         out["label"] = config.data.label
@@ -179,6 +181,8 @@ class Bundle:
             return self._predict_sequences(frame)
         if pre["kind"] == "text":
             return self._predict_texts(frame)
+        if pre.get("series_id"):
+            return self._predict_panel(frame)
         features, index = load_features(
             frame,
             pre["feature_names"],
@@ -205,6 +209,31 @@ class Bundle:
         else:
             columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
         return pd.DataFrame(real.reshape(len(real), -1), index=times, columns=columns)
+
+    def _predict_panel(self, source) -> pd.DataFrame:
+        """Predictions of every series in a long table, with the series id as first column."""
+        from keras_lstm.data import read_frame
+
+        column = self.preprocessing["series_id"]
+        frame = read_frame(source)
+        if column not in frame.columns:
+            raise DataError(
+                f"Series column {column!r} is missing from the input; the model was trained on "
+                "many series and needs it to tell them apart."
+            )
+        parts = []
+        for key, group in frame.groupby(column, sort=False):
+            single = self._without_series().predict(group.drop(columns=[column]))
+            single.insert(0, column, key)
+            parts.append(single)
+        return pd.concat(parts)
+
+    def _without_series(self) -> Bundle:
+        if getattr(self, "_single", None) is None:
+            pre = {k: v for k, v in self.preprocessing.items() if k != "series_id"}
+            self._single = Bundle(self.model, pre, self.config, self.metrics)
+            self._single._compiled = self._compiled
+        return self._single
 
     def _labelled(self, raw: np.ndarray, index) -> pd.DataFrame:
         """Class probabilities (and the most likely label), or a value in real units."""

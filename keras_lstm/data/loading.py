@@ -214,7 +214,10 @@ def load_features(
 
 
 def load_table(
-    source: str | os.PathLike | pd.DataFrame | None, config: DataConfig, task: str = "regression"
+    source: str | os.PathLike | pd.DataFrame | None,
+    config: DataConfig,
+    task: str = "regression",
+    check_constant: bool = True,
 ) -> Table:
     """Load, validate and clean the data a config describes.
 
@@ -226,6 +229,8 @@ def load_table(
         source: CSV path or DataFrame; None reads `config.path`.
         config: the `data` section.
         task: `regression` or `classification` (the target of a classification is a label).
+        check_constant: reject constant feature columns (off for one series of many, where a
+            per-series constant is a legitimate static feature).
 
     Returns:
         A `Table`.
@@ -293,7 +298,7 @@ def load_table(
     frame = _apply_missing(frame, used, config.missing)
     if frame.empty:
         raise DataError("No rows are left after dropping rows with missing values.")
-    for column in features:
+    for column in features if check_constant else ():
         if frame[column].nunique(dropna=True) <= 1:
             raise DataError(
                 f"Feature column {column!r} is constant: it carries no information and cannot be "

@@ -27,11 +27,18 @@ class Fold:
         validation: first-target rows of the validation windows.
         train_rows: rows `[0, train_rows)` hold every input and target of the training windows;
             scalers are fitted on exactly these rows.
+        fit_rows: for many series, the rows (of every series) before the fold's cut; scalers
+            are fitted on these instead of `[0, train_rows)`.
     """
 
     train: np.ndarray
     validation: np.ndarray
     train_rows: int
+    fit_rows: np.ndarray | None = None
+
+    def scaler_rows(self) -> np.ndarray | slice:
+        """The rows scalers of this fold are fitted on."""
+        return slice(0, self.train_rows) if self.fit_rows is None else self.fit_rows
 
 
 @dataclass(frozen=True)
@@ -121,3 +128,77 @@ def plan_splits(
     final_train = history[::-1][:: data.stride][::-1]
     final = Fold(final_train, test, int(final_train[-1] + horizon))
     return SplitPlan(tuple(folds), final, int(test_start))
+
+
+def plan_panel_splits(
+    starts: np.ndarray,
+    times: np.ndarray,
+    data: DataConfig,
+    training: TrainingConfig,
+) -> SplitPlan:
+    """Walk-forward folds over many series stacked in one array, cut at the same times.
+
+    Args:
+        starts: first row of each series in the stacked array, plus the total row count at the
+            end (`starts[i]:starts[i + 1]` is series `i`).
+        times: a comparable time of every row (the time column, or the position counted back from
+            each series' end when there is none).
+        data, training: the config sections.
+
+    Returns:
+        A `SplitPlan` whose windows never cross a series boundary. Every fold and the test part
+        cut all series at the same times: training targets lie before the validation times
+        (`cv_gap` distinct times between them), scalers see only rows before the cut.
+
+    Raises:
+        DataError: too few distinct times for the folds and the test part.
+    """
+    lookback, horizon = data.lookback, data.horizon
+    unique = np.unique(times)
+    rank = np.searchsorted(unique, times)  # position of each row's time among all times
+    size = data.test_size
+    count = max(int(round(len(unique) * size)) if size < 1 else int(size), horizon)
+    test_rank = len(unique) - count
+    candidates, test = [], []
+    for first, end in zip(starts[:-1], starts[1:], strict=True):
+        rows = np.arange(first + lookback, end - horizon + 1)
+        candidates.append(rows)
+        in_test = rows[rank[rows] >= test_rank]
+        if len(in_test):
+            test.append(np.arange(in_test[0], end - horizon + 1, horizon))
+    rows = np.concatenate(candidates) if candidates else np.zeros(0, int)
+    if len(rows) == 0:
+        raise DataError(
+            f"No series is long enough for one window of lookback + horizon = "
+            f"{lookback + horizon} rows."
+        )
+    last = rank[rows + horizon - 1]
+    history = rows[last < test_rank]
+    history_ranks = np.unique(rank[history])
+    needed = training.cv_splits + 1 + training.cv_gap
+    if len(history_ranks) < needed or not test:
+        raise DataError(
+            f"The series share {len(unique)} distinct times; {training.cv_splits} walk-forward "
+            f"folds with lookback {lookback}, horizon {horizon} and a test part need more. "
+            "Provide longer series or lower `data.lookback`, `training.cv_splits` or "
+            "`data.test_size`."
+        )
+    splitter = TimeSeriesSplit(n_splits=training.cv_splits, gap=training.cv_gap)
+    folds = []
+    for _, val_pos in splitter.split(history_ranks):
+        val_ranks = history_ranks[val_pos]
+        cut = val_ranks[0]
+        validation = history[np.isin(rank[history], val_ranks)]
+        train = history[rank[history + horizon - 1] + training.cv_gap < cut]
+        train = train[:: data.stride] if data.stride > 1 else train
+        if len(train) == 0:
+            raise DataError(
+                "A walk-forward fold has no training window. Provide longer series or lower "
+                "`training.cv_splits`."
+            )
+        fit_rows = np.flatnonzero(rank <= rank[train + horizon - 1].max())
+        folds.append(Fold(train, validation, int(train.max() + horizon), fit_rows))
+    final_train = history[:: data.stride] if data.stride > 1 else history
+    fit_rows = np.flatnonzero(rank < test_rank)
+    final = Fold(final_train, np.concatenate(test), int(final_train.max() + horizon), fit_rows)
+    return SplitPlan(tuple(folds), final, int(np.flatnonzero(rank >= test_rank)[0]))

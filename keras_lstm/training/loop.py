@@ -260,23 +260,48 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
         }
     data, table = prepared.config.data, prepared.table
     true = table.targets[rows[:, None] + np.arange(data.horizon)].astype(np.float64)
-    scale = seasonal_naive_scale(table.targets[: fold.train_rows], data.season)
+    starts = prepared.row_starts(rows)
+    scale = _mase_scale(prepared, fold)
     names = table.target_names
-    baselines = {
-        "naive": regression_metrics(
-            true, naive_forecast(table.targets, rows, data.horizon, 1), names, scale
-        ),
-        "seasonal_naive": regression_metrics(
-            true, naive_forecast(table.targets, rows, data.horizon, data.season), names, scale
-        ),
+    forecasts = {
+        "naive": naive_forecast(table.targets, rows, data.horizon, 1, starts),
+        "seasonal_naive": naive_forecast(table.targets, rows, data.horizon, data.season, starts),
     }
+    metrics = regression_metrics(true, pred, names, scale)
+    if prepared.starts is not None:  # many series: metrics of each series too
+        series = prepared.row_series(rows)
+        metrics["per_series"] = {
+            str(key): regression_metrics(true[series == key], pred[series == key], names, scale)
+            for key in dict.fromkeys(series)
+        }
     return {
-        "metrics": regression_metrics(true, pred, names, scale),
-        "baselines": baselines,
+        "metrics": metrics,
+        "baselines": {
+            name: regression_metrics(true, values, names, scale)
+            for name, values in forecasts.items()
+        },
         "val_loss": val_loss,
         "true": true,
         "pred": pred,
     }
+
+
+def _mase_scale(prepared: Prepared, fold: Fold) -> np.ndarray:
+    """MASE's denominator: the in-sample seasonal-naive MAE over the fold's training rows,
+    within each series (differences never span two series)."""
+    targets, season = prepared.table.targets, prepared.config.data.season
+    if prepared.starts is None:
+        return seasonal_naive_scale(targets[: fold.train_rows], season)
+    fit = np.zeros(len(targets), bool)
+    fit[fold.scaler_rows()] = True
+    diffs = []
+    for first, end in zip(prepared.starts[:-1], prepared.starts[1:], strict=True):
+        rows = np.arange(first, end)[fit[first:end]]
+        if len(rows) > season:
+            diffs.append(np.abs(targets[rows[season:]] - targets[rows[:-season]]))
+    if not diffs:
+        return np.full(targets.shape[1], np.nan)
+    return np.concatenate(diffs).mean(axis=0)
 
 
 def _best_epoch(history: dict) -> int:

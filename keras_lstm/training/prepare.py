@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.config import Config
-from keras_lstm.data import Fold, Scaler, SplitPlan, Table, WindowData, load_table, plan_splits
+from keras_lstm.data import (
+    Fold,
+    Scaler,
+    SplitPlan,
+    Table,
+    WindowData,
+    load_table,
+    plan_splits,
+    read_frame,
+)
 from keras_lstm.data.sequences import (
     PAD_VALUE,
     SequenceData,
@@ -19,6 +28,7 @@ from keras_lstm.data.sequences import (
     plan_sample_splits,
     sequences_from_arrays,
 )
+from keras_lstm.data.splits import plan_panel_splits
 from keras_lstm.errors import ConfigError, DataError
 
 
@@ -57,6 +67,20 @@ class Prepared:
     kind: str = "series"
     sequences: SequenceTable | None = None
     texts: list | None = None
+    starts: np.ndarray | None = None
+    series_ids: tuple | None = None
+
+    def row_starts(self, rows) -> np.ndarray:
+        """The first row of the series each of `rows` belongs to (0 for a single series)."""
+        rows = np.asarray(rows)
+        if self.starts is None:
+            return np.zeros_like(rows)
+        return self.starts[np.searchsorted(self.starts, rows, side="right") - 1]
+
+    def row_series(self, rows) -> np.ndarray:
+        """The series id of each of `rows` (many series only)."""
+        position = np.searchsorted(self.starts, np.asarray(rows), side="right") - 1
+        return np.asarray(self.series_ids, dtype=object)[position]
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -124,14 +148,14 @@ class Prepared:
             inputs = vectorize(self.texts, vocabulary, self.config.data.lookback)
             targets, target_scaler = self._sample_targets(fold.train)
             return FoldData(SequenceData(inputs, targets), None, target_scaler, vocabulary)
-        rows = fold.train_rows
+        rows = fold.scaler_rows()
         kind = self.config.data.scaler
-        feature_scaler = Scaler.fit(kind, self.table.features[:rows])
+        feature_scaler = Scaler.fit(kind, self.table.features[rows])
         features = feature_scaler.transform(self.table.features)
         if self.classes is not None:
             targets, target_scaler = self.labels[:, None].astype(np.float32), None
         else:
-            target_scaler = Scaler.fit(kind, self.table.targets[:rows])
+            target_scaler = Scaler.fit(kind, self.table.targets[rows])
             targets = target_scaler.transform(self.table.targets)
         windows = WindowData(features, targets, self.config.data.lookback, self.config.data.horizon)
         return FoldData(windows, feature_scaler, target_scaler)
@@ -240,6 +264,63 @@ def _encode_labels(raw, name: str) -> tuple[tuple, np.ndarray]:
     return classes, raw.map(lookup).to_numpy(dtype=np.int64)
 
 
+def _prepare_panel(config: Config, data) -> Prepared:
+    """Many series in one long table: stacked, split at common times, one global model."""
+    d = config.data
+    if d.test_path:
+        raise ConfigError(
+            "`data.test_path` is not supported with `data.series_id`: the test part is the "
+            "last `data.test_size` share of times, cut across every series."
+        )
+    if config.task == "classification":
+        raise ConfigError(
+            "Many-series classification of the next step is not supported; use `data.label` "
+            "for one label per sequence."
+        )
+    frame = read_frame(d.path if data is None else data)
+    frame.columns = [str(c) for c in frame.columns]
+    if d.series_id not in frame.columns:
+        raise DataError(
+            f"Series column {d.series_id!r} (data.series_id) is not in the data. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    tables, ids = [], []
+    for key, group in frame.groupby(d.series_id, sort=False):
+        try:
+            tables.append(
+                load_table(group.reset_index(drop=True), d, config.task, check_constant=False)
+            )
+        except DataError as err:
+            raise DataError(f"Series {key!r}: {err}") from None
+        ids.append(key)
+    names = tables[0].feature_names
+    features = np.concatenate([t.features for t in tables])
+    for i, column in enumerate(names):
+        if np.ptp(features[:, i]) == 0:
+            raise DataError(
+                f"Feature column {column!r} is constant across every series. Leave it out of "
+                "`data.features`."
+            )
+    lengths = [len(t) for t in tables]
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    if d.time_column:
+        index = tables[0].index.append([t.index for t in tables[1:]])
+        times = np.asarray(index.to_numpy()).astype("int64")
+    else:
+        index = pd.Index(np.concatenate([np.arange(-n, 0) for n in lengths]), name="step")
+        times = index.to_numpy()
+    table = Table(
+        features=features,
+        targets=np.concatenate([t.targets for t in tables]),
+        feature_names=names,
+        target_names=tables[0].target_names,
+        index=index,
+        other_columns=tables[0].other_columns,
+    )
+    plan = plan_panel_splits(starts, times, d, config.training)
+    return Prepared(config, table, plan, starts=starts, series_ids=tuple(ids))
+
+
 def prepare(config: Config, data=None, first_target: int | None = None) -> Prepared:
     """Load the config's data (or `data`), check it and plan its splits.
 
@@ -266,10 +347,7 @@ def prepare(config: Config, data=None, first_target: int | None = None) -> Prepa
             )
         return _prepare_samples(config, data)
     if config.data.series_id:
-        raise ConfigError(
-            "`data.series_id` without `data.label` (one global model over many series) is not "
-            "supported yet. Add `data.label` for whole-sequence tasks, or train each series."
-        )
+        return _prepare_panel(config, data)
     if config.task == "classification" and config.data.horizon != 1:
         raise ConfigError(
             "Classification predicts the label of the next step: set `data.horizon` to 1. "

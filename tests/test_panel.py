@@ -1,0 +1,98 @@
+"""Many series in one long table, one global model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_lstm.bundle import Bundle
+from keras_lstm.config import load_config
+from keras_lstm.errors import DataError
+from keras_lstm.training import fit, prepare
+
+CONFIG = {
+    "seed": 1,
+    "data": {
+        "series_id": "meter",
+        "time_column": "date",
+        "targets": ["load"],
+        "lookback": 7,
+        "horizon": 2,
+    },
+    "model": {"units": [4], "dropout": 0.0},
+    "training": {"epochs": 1, "cv_splits": 2, "batch_size": 32},
+}
+
+
+def _meters(lengths=(90, 100, 120), seed=0):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for m, n in enumerate(lengths):
+        t = np.arange(n)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "meter": f"m{m}",
+                    "date": pd.date_range("2021-01-01", periods=n, freq="D")
+                    + pd.Timedelta(days=5 * m),
+                    "load": (m + 1) * 10 + np.sin(2 * np.pi * t / 7) + rng.standard_normal(n),
+                    "size": float(m + 1),  # constant per meter: a static feature
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_windows_never_cross_a_series_and_folds_cut_at_common_times():
+    frame = _meters()
+    prepared = prepare(load_config(CONFIG), frame)
+    starts, lookback, horizon = prepared.starts, 7, 2
+    times = frame["date"].to_numpy()
+    assert list(starts) == [0, 90, 190, 310]
+    for fold in [*prepared.plan.folds, prepared.plan.final]:
+        for rows in (fold.train, fold.validation):
+            series = np.searchsorted(starts, rows, side="right") - 1
+            assert np.all(rows - lookback >= starts[series])  # inputs inside the series
+            assert np.all(rows + horizon <= starts[series + 1])  # targets inside the series
+        # every series is cut at the same time: no training target at or after a validation time
+        assert times[fold.train + horizon - 1].max() < times[fold.validation].min()
+        fit_rows = fold.scaler_rows()
+        assert times[fit_rows].max() < times[fold.validation].min()
+    # each test target time of each series predicted once
+    test = prepared.plan.final.validation
+    covered = np.concatenate([np.arange(r, r + horizon) for r in test])
+    assert len(np.unique(covered)) == len(covered)
+
+
+def test_a_per_series_constant_is_a_feature_but_a_global_constant_is_not():
+    frame = _meters()
+    prepared = prepare(load_config(CONFIG), frame)
+    assert "size" in prepared.feature_names
+    with pytest.raises(DataError, match="'flat' is constant across every series"):
+        prepare(load_config(CONFIG), frame.assign(flat=1.0))
+
+
+def test_errors_name_the_series():
+    frame = _meters()
+    frame.loc[95, "load"] = np.inf
+    with pytest.raises(DataError, match="Series 'm1'.*'load' has an infinite value"):
+        prepare(load_config(CONFIG), frame)
+
+
+def test_per_series_metrics_add_up_and_prediction_keeps_series(tmp_path):
+    frame = _meters()
+    bundle = fit(CONFIG, frame, verbose=0)
+    test = bundle.metrics["test"]
+    per_series = test["per_series"]
+    prepared = prepare(load_config(CONFIG), frame)
+    series = prepared.row_series(prepared.plan.final.validation)
+    counts = pd.Series(series).value_counts()
+    weighted = sum(per_series[k]["mae"] * counts[k] for k in per_series) / counts.sum()
+    assert test["mae"] == pytest.approx(weighted)
+    sq = sum(per_series[k]["rmse"] ** 2 * counts[k] for k in per_series) / counts.sum()
+    assert test["rmse"] == pytest.approx(np.sqrt(sq))
+    loaded = Bundle.load(bundle.save(tmp_path / "b"))
+    recent = frame.groupby("meter").tail(10)
+    out = loaded.predict(recent)
+    assert list(out.columns) == ["meter", "load@t+1", "load@t+2"]
+    assert out["meter"].value_counts().to_dict() == {"m0": 4, "m1": 4, "m2": 4}
+    pd.testing.assert_frame_equal(out, bundle.predict(recent))
