@@ -321,3 +321,27 @@ def test_integer_modes_report_the_recipe_tried(exports):
     # A GRU model has no fused LSTM to keep in float: one recipe only.
     _, report, _ = exports("gru", "int8")
     assert [entry["recipe"] for entry in report["recipes_tried"]] == ["integer-lstm"]
+
+
+def test_embedding_front(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((LOOKBACK,)),
+            keras.layers.Embedding(20, 4),
+            keras.layers.LSTM(8),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    tokens = np.random.default_rng(0).integers(0, 20, (32, LOOKBACK)).astype(np.float32)
+    report = export(model, "float32", tmp_path / "m.tflite", tokens)
+    assert report["input"]["dtype"] == "int32"
+    assert report["ops"]["GATHER"] == 1 and report["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 1
+    assert report["max_abs_error"] <= 1e-4
+    masked = keras.Sequential(
+        [keras.Input((LOOKBACK,)), keras.layers.Embedding(20, 4, mask_zero=True), *model.layers[1:]]
+    )
+    with pytest.raises(ExportError, match="mask_zero"):
+        export(masked, "float32", tmp_path / "masked.tflite", tokens)

@@ -266,6 +266,12 @@ class _Conv1D:
 
 class _Embedding:
     def __init__(self, layer):
+        if getattr(layer, "mask_zero", False):
+            raise ExportError(
+                f"Embedding {layer.name!r} has mask_zero=True: the fused TFLite LSTM cannot skip "
+                "masked steps, so token 0 would be read as a real token. Build the model with "
+                "mask_zero=False (pad with a token the model learns) to export it."
+            )
         self.table = _constant(layer.embeddings.numpy())
 
     def __call__(self, x):
