@@ -66,7 +66,7 @@ def run_predict(args) -> int:
     if source.suffix == ".tflite":
         from tflite_export import LitePredictor
 
-        predictions = LitePredictor(source).predict(args.input)
+        predictions = lite_predictions(LitePredictor(source), args.input)
     else:
         from keras_lstm.bundle import Bundle
 
@@ -78,3 +78,36 @@ def run_predict(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def lite_predictions(predictor, source):
+    """`LitePredictor` output as the DataFrame `Bundle.predict` returns: one row per window,
+    indexed by the time of the first predicted step, columns named after the targets."""
+    import numpy as np
+    import pandas as pd
+
+    from keras_lstm.bundle import _times_after
+    from keras_lstm.data import read_frame
+    from keras_lstm.data.loading import _parse_times
+
+    frame = read_frame(source)
+    pre = predictor.preprocessing
+    values = predictor.predict(frame)
+    time_column = pre.get("time_column")
+    if time_column and time_column in frame.columns:
+        index = pd.Index(_parse_times(frame, time_column), name=time_column)
+    else:
+        index = pd.RangeIndex(len(frame))
+    times = _times_after(index, np.arange(predictor.lookback, len(frame) + 1))
+    if pre.get("task") == "classification":
+        classes = pre.get("classes") or list(range(values.shape[1]))
+        out = pd.DataFrame(values, index=times, columns=[f"p({c})" for c in classes])
+        out.insert(0, "label", [classes[i] for i in values.argmax(1)])
+        return out
+    names = pre.get("target_names") or [f"y{i}" for i in range(values.shape[2])]
+    horizon = values.shape[1]
+    if horizon == 1:
+        columns = names
+    else:
+        columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
+    return pd.DataFrame(values.reshape(len(values), -1), index=times, columns=columns)

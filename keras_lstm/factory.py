@@ -72,7 +72,7 @@ def build_model(
         task: `regression` or `classification`.
         training: the `training` section for the optimizer; default `TrainingConfig()`.
         mask_value: put a `Masking` layer first that skips time steps equal to this value
-            (zero-padded variable-length sequences). Token inputs mask id 0 instead.
+            (zero-padded variable-length sequences). Token inputs are not masked.
 
     Returns:
         A compiled `keras.Sequential`.
@@ -95,11 +95,9 @@ def build_model(
     if mask_value is not None and not config.embedding:
         stack.append(layers.Masking(mask_value=mask_value))
     if config.embedding:
-        stack.append(
-            layers.Embedding(
-                config.embedding["vocab_size"], config.embedding["dim"], mask_zero=True
-            )
-        )
+        # No mask_zero: padded token windows then mean the same in Keras and in the exported
+        # fixed-length TFLite model, so device and training agree exactly.
+        stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
     if config.conv_filters:
         stack.append(
             layers.Conv1D(

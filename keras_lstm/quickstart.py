@@ -81,13 +81,14 @@ def run_quickstart(args) -> int:
     print()
     print(summary_table(bundle.metrics, config.task))
 
+    from keras_lstm.commands import lite_predictions
     from tflite_export import LitePredictor, export
 
     reports = {}
     for mode in ("float32", "int8"):
         path = out / f"model-{mode}.tflite"
         reports[mode] = export(bundle, mode, path)
-    predictions = LitePredictor(out / "model-int8.tflite").predict(config.data.path)
+    predictions = lite_predictions(LitePredictor(out / "model-int8.tflite"), config.data.path)
     predictions.to_csv(out / "predictions-int8.csv", index_label="date")
 
     print("\nTFLite export (builtin ops only):")

@@ -48,10 +48,12 @@ class Scaler:
         return cls(kind, tuple(map(float, center)), tuple(map(float, scale)))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        """Scale `(..., columns)` values; returns float32."""
-        center = np.asarray(self.center, dtype=np.float32)
-        scale = np.asarray(self.scale, dtype=np.float32)
-        return ((np.asarray(values, dtype=np.float32) - center) / scale).astype(np.float32)
+        """Scale `(..., columns)` values into a new float32 array (one allocation, no temporary
+        copies: the peak memory is the result itself)."""
+        out = np.array(values, dtype=np.float32)
+        out -= np.asarray(self.center, dtype=np.float32)
+        out /= np.asarray(self.scale, dtype=np.float32)
+        return out
 
     def inverse_transform(self, values: np.ndarray) -> np.ndarray:
         """Map scaled `(..., columns)` values back to real units (float64)."""

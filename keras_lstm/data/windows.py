@@ -46,7 +46,8 @@ class WindowData:
         self.horizon = horizon
         self.features = np.ascontiguousarray(features, dtype=np.float32)
         self._inputs = input_windows(self.features, lookback)
-        self.targets = None if targets is None else np.ascontiguousarray(targets)
+        # sliding_window_view works on strided arrays: no copy of the targets is needed
+        self.targets = None if targets is None else np.asarray(targets)
         self._targets = (
             None
             if targets is None
@@ -83,7 +84,8 @@ class WindowBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.target_fn = target_fn
         self._rng = np.random.default_rng(seed)
-        self._order = self.rows.copy()
+        # only a shuffled order needs its own (int32, half-size) copy of the rows
+        self._order = self.rows.astype(np.int32) if shuffle else self.rows
         if shuffle:
             self._rng.shuffle(self._order)
 
