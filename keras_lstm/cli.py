@@ -17,8 +17,17 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose usage errors are one line on stderr (exit code 2), as the
+    contract asks of every error; `--help` still prints the full usage."""
+
+    def error(self, message):
+        message = " ".join(str(message).split())
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}. See `{self.prog} --help`.\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-lstm",
         description="Train, tune and export Keras LSTM models for time series.",
     )

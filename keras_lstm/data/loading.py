@@ -52,6 +52,10 @@ def read_frame(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         raise DataError(
             "No data given: set `data.path` in the config or pass a DataFrame or CSV path."
         )
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataError(
+            f"Data must be a pandas DataFrame or a CSV path; received {type(source).__name__}."
+        )
     path = Path(source)
     if not path.is_file():
         raise DataError(f"Data file {str(path)!r} does not exist. Check `data.path`.")
@@ -88,7 +92,13 @@ def _parse_times(frame: pd.DataFrame, column: str) -> pd.DatetimeIndex | pd.Inde
         times = pd.Index(raw.to_numpy())
         bad = np.flatnonzero(~np.isfinite(times.to_numpy(dtype=float)))
     else:
-        times = pd.to_datetime(raw, errors="coerce", format="mixed")
+        try:
+            times = pd.to_datetime(raw, errors="coerce", format="mixed")
+        except (ValueError, TypeError, OverflowError) as err:  # e.g. mixed time zones
+            raise DataError(
+                f"Time column {column!r} cannot be read as times: {err}. Write every time in "
+                "one format and one time zone."
+            ) from None
         bad = np.flatnonzero(times.isna().to_numpy())
         times = pd.DatetimeIndex(times)
     if len(bad):
@@ -134,10 +144,12 @@ def _apply_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> pd.D
 def _check_numeric(frame: pd.DataFrame, columns) -> None:
     for column in columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
-            example = frame[column].dropna().iloc[0] if frame[column].notna().any() else None
+            values = frame[column]
+            bad = values.notna() & pd.to_numeric(values, errors="coerce").isna()
+            row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
             raise DataError(
-                f"Column {column!r} is not numeric (e.g. {example!r}). Convert it to numbers or "
-                "leave it out of `data.features` / `data.targets`."
+                f"Column {column!r} is not numeric (row {row}: {values.iloc[row]!r}). Convert it "
+                "to numbers or leave it out of `data.features` / `data.targets`."
             )
         if frame[column].isna().all():
             raise DataError(f"Column {column!r} is empty (all values missing). Remove it.")
@@ -189,6 +201,8 @@ def load_features(
             f"Feature column {absent[0]!r}, used in training, is missing from the input. "
             f"Expected columns: {', '.join(feature_names)}."
         )
+    if frame.empty:
+        raise DataError(f"The input has no rows; one window needs lookback = {lookback} rows.")
     known = set(feature_names) | {c for c in allowed if c}
     extra = [c for c in frame.columns if c not in known]
     if extra:
@@ -246,6 +260,8 @@ def load_table(
     """
     frame = read_frame(config.path if source is None else source)
     frame.columns = [str(c) for c in frame.columns]
+    if frame.empty:
+        raise DataError("The data has no rows. Pass a table with a header and data rows.")
     if not config.targets:
         raise DataError(
             "No target column: set `data.targets` to the column(s) to predict. "

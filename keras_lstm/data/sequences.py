@@ -131,13 +131,23 @@ def sequences_from_arrays(x, y, feature_names=None) -> SequenceTable:
         raise DataError("No sequences given.")
     arrays = []
     for i, item in enumerate(items):
-        item = np.asarray(item)
+        try:
+            item = np.asarray(item)
+        except (ValueError, TypeError):  # ragged nested lists
+            raise DataError(
+                f"Sequence {i} is not a rectangular (time, features) array: its rows have "
+                "different lengths."
+            ) from None
         if item.ndim != 2 or item.shape[0] < 1:
             raise DataError(
                 f"Sequence {i} has shape {item.shape}; each must be (time, features) with at "
                 "least one step."
             )
-        if not np.issubdtype(item.dtype, np.number) or np.issubdtype(item.dtype, np.bool_):
+        if (
+            not np.issubdtype(item.dtype, np.number)
+            or np.issubdtype(item.dtype, np.bool_)
+            or np.issubdtype(item.dtype, np.complexfloating)
+        ):
             raise DataError(f"Sequence {i} has dtype {item.dtype}; it must hold numbers.")
         if not np.isfinite(item).all():
             raise DataError(f"Sequence {i} holds NaN or inf values. Clean them first.")
@@ -145,7 +155,12 @@ def sequences_from_arrays(x, y, feature_names=None) -> SequenceTable:
     widths = {a.shape[1] for a in arrays}
     if len(widths) > 1:
         raise DataError(f"Sequences have different numbers of features: {sorted(widths)}.")
-    labels = np.asarray(y)
+    try:
+        labels = np.asarray(y)
+    except (ValueError, TypeError):
+        raise DataError(
+            f"Expected one label per sequence ({len(arrays)}); received ragged labels."
+        ) from None
     if labels.ndim != 1 or len(labels) != len(arrays):
         raise DataError(
             f"Expected one label per sequence ({len(arrays)}); received labels of shape "
@@ -153,6 +168,11 @@ def sequences_from_arrays(x, y, feature_names=None) -> SequenceTable:
         )
     width = widths.pop()
     names = tuple(feature_names) if feature_names else tuple(f"f{i}" for i in range(width))
+    if len(names) != width:
+        raise DataError(
+            f"Sequences have {width} features but {len(names)} feature names were given: "
+            f"{list(names)}."
+        )
     return SequenceTable(arrays, labels, names, tuple(range(len(arrays))))
 
 
