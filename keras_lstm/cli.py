@@ -117,6 +117,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def help_markdown(width: int = 100) -> str:
+    """Every command's `--help`, as Markdown (`docs/cli.md` holds it; a test keeps it equal)."""
+    import contextlib
+
+    os.environ["COLUMNS"] = str(width)
+    parser = _parser()
+    sections = [("keras-lstm", parser.format_help())]
+    with contextlib.suppress(AttributeError):
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for name, sub in actions[0].choices.items():
+            sections.append((f"keras-lstm {name}", sub.format_help()))
+    return "".join(f"## `{title}`\n\n```text\n{text.rstrip()}\n```\n\n" for title, text in sections)
+
+
 def _dispatch(args) -> int:
     if args.command == "quickstart":
         from keras_lstm.quickstart import run_quickstart

@@ -130,9 +130,10 @@ class DataConfig:
         path: CSV file (relative paths are taken from the config file's folder), or None when a
             DataFrame or arrays are passed in Python.
         time_column: optional column that must parse as times, be unique and increasing.
-        features: input columns; default every numeric column.
+        features: input columns; default every numeric column. A text model: the one text
+            column.
         targets: regression: one or more columns to forecast; classification: the label column.
-        lookback: time steps in one input window.
+        lookback: time steps in one input window (a text model: tokens kept per text).
         horizon: steps predicted at once (direct multi-step).
         stride: step between consecutive training windows.
         scaler: `standard`, `minmax`, `robust` or `none`; fitted on training rows only.
@@ -140,8 +141,9 @@ class DataConfig:
         test_path: a separate CSV holding the test data instead of the tail.
         season: seasonal period for the seasonal-naive baseline and MASE.
         missing: `error`, `ffill`, `interpolate` or `drop`.
-        series_id: column that splits a long table into many series.
-        label: per-series label column for whole-sequence tasks.
+        series_id: column that splits a long table into many series (one global forecaster),
+            or, with `label`, into one sample per sequence.
+        label: per-series label column for whole-sequence tasks (constant within a series).
     """
 
     path: str | None = None
@@ -549,3 +551,51 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """`name: description` pairs from the `Args:` block of a section's docstring."""
+    docs, name = {}, None
+    in_args = False
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Args:":
+            in_args = True
+            continue
+        if not in_args or not stripped:
+            continue
+        head, sep, rest = stripped.partition(": ")
+        if sep and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            for key in head.split(", "):
+                docs[key] = rest
+            name = head
+        elif name:
+            for key in name.split(", "):
+                docs[key] += " " + stripped
+    return docs
+
+
+def reference_markdown() -> str:
+    """The config reference (every key, its default and meaning) as Markdown, built from the
+    config classes themselves; `docs/config.md` holds it and a test keeps the two equal."""
+    lines = []
+    top = _field_docs(Config)
+    lines += ["## Top level", "", "| key | default | meaning |", "| --- | --- | --- |"]
+    for name in ("task", "seed"):
+        default = getattr(Config(), name)
+        lines.append(f"| `{name}` | `{json_default(default)}` | {top.get(name, '')} |")
+    for section, cls in SECTIONS.items():
+        docs = _field_docs(cls)
+        instance = cls()
+        lines += ["", f"## `{section}`", "", "| key | default | meaning |", "| --- | --- | --- |"]
+        for f in fields(cls):
+            default = json_default(_plain(getattr(instance, f.name)))
+            lines.append(f"| `{section}.{f.name}` | `{default}` | {docs.get(f.name, '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def json_default(value) -> str:
+    """A default value written as it would appear in YAML/JSON."""
+    import json
+
+    return json.dumps(value)
