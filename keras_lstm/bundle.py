@@ -108,6 +108,13 @@ def _check_preprocessing(raw, path: Path) -> dict:
             Scaler.from_dict(raw["target_scaler"])
     except (KeyError, TypeError, ValueError):
         raise BundleError(f"{path} holds an invalid scaler. The bundle is damaged.") from None
+    for names, scaler in (("feature_names", "feature_scaler"), ("target_names", "target_scaler")):
+        fitted = raw.get(scaler)
+        if fitted and len(fitted["center"]) != len(raw[names]):
+            raise BundleError(
+                f"{path}: `{names}` has {len(raw[names])} entries but `{scaler}` has "
+                f"{len(fitted['center'])} columns. The bundle was edited: train again."
+            )
     return raw
 
 

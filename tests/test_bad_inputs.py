@@ -4,9 +4,6 @@ Each case hands one entry point something broken (a CSV, a config, a bundle, a T
 array) and asserts a `KerasLSTMError` subclass whose message names the culprit (the file, key,
 column or row). CLI cases also assert the contract: exit code 2, one line on stderr, no
 traceback, and no file left behind in the output folder.
-
-Cases marked `xfail(strict=True)` are known gaps in code owned elsewhere; each reason says what
-to change. When a gap is fixed the case passes, the strict xfail fails, and the mark goes.
 """
 
 import hashlib
@@ -48,11 +45,6 @@ TINY = {
     "model": {"units": [4], "dropout": 0.0},
     "training": {"epochs": 1, "cv_splits": 2, "batch_size": 16, "early_stopping_patience": 0},
 }
-
-
-def gap(reason):
-    """A known gap in a file this suite may not edit: the case documents the wanted behaviour."""
-    return pytest.mark.xfail(strict=True, reason=reason)
 
 
 def _frame(n=ROWS):
@@ -423,11 +415,6 @@ PREPARE_CASES = [
         _long_table(["a"] * 10 + ["b"] * 2),
         DataError,
         r"Class 'b' has 2 sequences.*`training\.cv_splits`",
-        marks=gap(
-            "keras_lstm/training/prepare.py _prepare_samples calls plan_sample_splits with the "
-            'encoded labels, so the message reads "Class np.int64(1) has 2 sequences": pass '
-            "the raw labels (or the classes) so the message names the class 'b'"
-        ),
         id="class-too-small-for-folds",
     ),
     pytest.param(
@@ -435,11 +422,6 @@ PREPARE_CASES = [
         _long_table(["a", "b"] * 6),
         DataError,
         r"'label'",
-        marks=gap(
-            "keras_lstm/training/prepare.py _prepare_samples: 'A regression label must be "
-            "numeric.' should name the column (data.label) and show a bad value, and suggest "
-            "task: classification"
-        ),
         id="text-label-for-regression",
     ),
     pytest.param({}, 42, DataError, r"received int", id="data-int"),
@@ -660,12 +642,6 @@ BUNDLE_CASES = [
     pytest.param(
         lambda b: _edit_json(b, "preprocessing.json", resign=True, feature_names=["y", "x", "w"]),
         r"feature_names",
-        marks=gap(
-            "keras_lstm/bundle.py _check_preprocessing: check that feature_names and "
-            "target_names have as many entries as feature_scaler / target_scaler columns "
-            "(and the model's input width); today load succeeds and predict fails with a raw "
-            "NumPy broadcast ValueError"
-        ),
         id="resigned-feature-names-vs-scaler",
     ),
 ]
@@ -739,13 +715,6 @@ def test_bundle_predict_rejects_bad_frames(trained, make, match):
 
 # --- tflite_export.LitePredictor -----------------------------------------------------------------
 
-LITE_GAP = gap(
-    "tflite_export/predictor.py LitePredictor.__init__: wrap runtime.interpreter(...) and the "
-    "report checks in try/except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) "
-    "and raise BundleError naming the file (today a raw ValueError 'The model is not a valid "
-    "Flatbuffer buffer' / KeyError 'input' / AttributeError escapes)"
-)
-
 
 def _lite_copy(trained, folder, content=None, report=None):
     folder.mkdir(exist_ok=True)
@@ -760,25 +729,20 @@ def _lite_copy(trained, folder, content=None, report=None):
 
 
 LITE_FILE_CASES = [
-    pytest.param(
-        {"content": lambda b: b[: len(b) // 2]}, r"model\.tflite", marks=LITE_GAP, id="truncated"
-    ),
-    pytest.param(
-        {"content": lambda b: b[:16]}, r"model\.tflite", marks=LITE_GAP, id="truncated-header"
-    ),
-    pytest.param({"content": lambda b: b""}, r"model\.tflite", marks=LITE_GAP, id="empty-file"),
+    pytest.param({"content": lambda b: b[: len(b) // 2]}, r"model\.tflite", id="truncated"),
+    pytest.param({"content": lambda b: b[:16]}, r"model\.tflite", id="truncated-header"),
+    pytest.param({"content": lambda b: b""}, r"model\.tflite", id="empty-file"),
     pytest.param(
         {"content": lambda b: b"PK\x03\x04" + b"\0" * 200},
         r"model\.tflite",
-        marks=LITE_GAP,
         id="not-tflite",
     ),
     pytest.param({"report": "absent"}, r"model\.tflite\.json' is missing", id="no-report"),
     pytest.param(
         {"report": "{oops"}, r"model\.tflite\.json' is not valid JSON", id="report-not-json"
     ),
-    pytest.param({"report": "[1, 2]"}, r"model\.tflite\.json", marks=LITE_GAP, id="report-list"),
-    pytest.param({"report": "{}"}, r"model\.tflite\.json", marks=LITE_GAP, id="report-empty"),
+    pytest.param({"report": "[1, 2]"}, r"model\.tflite\.json", id="report-list"),
+    pytest.param({"report": "{}"}, r"model\.tflite\.json", id="report-empty"),
 ]
 
 
@@ -798,13 +762,6 @@ def test_lite_predictor_rejects_a_missing_file(tmp_path):
     with pytest.raises(BundleError, match=r"nope\.tflite' does not exist"):
         LitePredictor(tmp_path / "nope.tflite")
 
-
-LITE_INPUT_GAP = gap(
-    "tflite_export/predictor.py LitePredictor._windows: check the rows before np.asarray(..., "
-    "float64): non-numeric values (frame column or array dtype) and NaN/inf should raise "
-    "DataError naming the column (today ValueError 'could not convert string to float', or NaN "
-    "predictions with no error)"
-)
 
 LITE_INPUT_CASES = [
     pytest.param(
@@ -826,13 +783,10 @@ LITE_INPUT_CASES = [
     pytest.param(
         lambda f: f[["y", "x"]].to_numpy().astype(str),
         r"numbers|numeric",
-        marks=LITE_INPUT_GAP,
         id="str-dtype",
     ),
-    pytest.param(
-        lambda f: f.assign(x="high"), r"'x'", marks=LITE_INPUT_GAP, id="non-numeric-column"
-    ),
-    pytest.param(lambda f: f.assign(x=np.nan), r"'x'", marks=LITE_INPUT_GAP, id="nan"),
+    pytest.param(lambda f: f.assign(x="high"), r"'x'", id="non-numeric-column"),
+    pytest.param(lambda f: f.assign(x=np.nan), r"'x'", id="nan"),
 ]
 
 
@@ -847,13 +801,6 @@ def test_lite_predictor_rejects_bad_rows(trained, make, match):
 
 
 # --- tflite_export.export ------------------------------------------------------------------------
-
-EXPORT_WINDOWS_GAP = gap(
-    "tflite_export/export.py export/_parts: validate `representative` and `validation` up front "
-    "(ndim 3, last axis == the model's input features, numeric dtype, all finite) and raise "
-    "ExportError naming the argument and the shape/dtype (today a raw Keras ValueError, a silent "
-    "cast of strings, or a parity failure that does not mention NaN)"
-)
 
 
 def _windows(rng=0, n=8):
@@ -895,28 +842,24 @@ EXPORT_CASES = [
         lambda t: (t.bundle.model, "float32", _windows()[:, :, 0]),
         ExportError,
         r"shape|rank",
-        marks=EXPORT_WINDOWS_GAP,
         id="rank-2",
     ),
     pytest.param(
         lambda t: (t.bundle.model, "float32", _windows()[..., :1]),
         ExportError,
         r"features|shape",
-        marks=EXPORT_WINDOWS_GAP,
         id="wrong-features",
     ),
     pytest.param(
         lambda t: (t.bundle.model, "float32", _windows().astype(str)),
         ExportError,
         r"dtype|numeric|numbers",
-        marks=EXPORT_WINDOWS_GAP,
         id="str-dtype",
     ),
     pytest.param(
         lambda t: (t.bundle.model, "float32", np.full_like(_windows(), np.nan)),
         ExportError,
         r"NaN|finite",
-        marks=EXPORT_WINDOWS_GAP,
         id="nan-windows",
     ),
     pytest.param(
@@ -1182,7 +1125,6 @@ CLI_CASES = [
     pytest.param(
         _predict_setup(lite=lambda b: b"not a flatbuffer" * 8),
         r"model\.tflite",
-        marks=LITE_GAP,
         id="predict-not-tflite",
     ),
     pytest.param(

@@ -71,7 +71,30 @@ def _parts(bundle_or_model, mode, representative, validation, lookback):
         threshold = None
     if validation is None or len(validation) == 0:
         raise ExportError("No validation windows to check parity on; pass `validation=`.")
+    for name, windows in (("representative", representative), ("validation", validation)):
+        if windows is not None:
+            _check_windows(name, np.asarray(windows), model)
     return model, preprocessing, representative, np.asarray(validation), lookback, threshold
+
+
+def _check_windows(name: str, windows: np.ndarray, model) -> None:
+    """`representative` / `validation` must be finite numbers shaped like the model's input."""
+    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else None
+    rank = len(shape) if shape else 3
+    if windows.ndim != rank:
+        raise ExportError(
+            f"`{name}` windows must have shape (n, {', '.join(map(str, shape[1:]))}) like the "
+            f"model's input; received shape {windows.shape}."
+        )
+    if shape and shape[-1] is not None and rank == 3 and windows.shape[-1] != shape[-1]:
+        raise ExportError(
+            f"`{name}` windows have {windows.shape[-1]} features; the model takes {shape[-1]} "
+            f"(shape {windows.shape})."
+        )
+    if not np.issubdtype(windows.dtype, np.number) or np.issubdtype(windows.dtype, np.bool_):
+        raise ExportError(f"`{name}` windows must hold numbers; received dtype {windows.dtype}.")
+    if not np.isfinite(windows).all():
+        raise ExportError(f"`{name}` windows hold NaN or inf values; pass finite, scaled windows.")
 
 
 def _keras_outputs(model, windows: np.ndarray):

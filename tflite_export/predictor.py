@@ -56,14 +56,35 @@ class LitePredictor:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise BundleError(f"{str(json_path)!r} is not valid JSON: {err}") from None
         self.path = path
-        self.interpreter = runtime.interpreter(path=str(path), threads=threads)
+        if (
+            not isinstance(self.report, dict)
+            or not isinstance(self.report.get("input"), dict)
+            or not isinstance(self.report.get("preprocessing", {}), dict)
+        ):
+            raise BundleError(
+                f"{str(json_path)!r} is not an export report (no `input` details). Export the "
+                "model again with `keras-lstm export`."
+            )
+        try:
+            self.interpreter = runtime.interpreter(path=str(path), threads=threads)
+        except (ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BundleError(
+                f"{str(path)!r} is not a readable TFLite model ({first}). The file may be "
+                "truncated: export it again."
+            ) from None
         pre = self.report.get("preprocessing") or {}
         self.preprocessing = pre
-        self.lookback = int(pre.get("lookback") or self.report["input"]["shape"][1])
+        try:
+            self.lookback = int(pre.get("lookback") or self.report["input"]["shape"][1])
+            self._features = _affine(pre.get("feature_scaler"))
+            self._targets = _affine(pre.get("target_scaler"))
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise BundleError(
+                f"{str(json_path)!r} has no valid lookback or scalers. Export the model again."
+            ) from None
         self.feature_names = list(pre.get("feature_names") or [])
         self.task = pre.get("task", "regression")
-        self._features = _affine(pre.get("feature_scaler"))
-        self._targets = _affine(pre.get("target_scaler"))
 
     def _windows(self, rows) -> np.ndarray:
         import pandas as pd
@@ -79,8 +100,26 @@ class LitePredictor:
                     f"Input is missing feature columns {missing}; the model was trained on "
                     f"{self.feature_names}."
                 )
+            for name in self.feature_names:
+                column = rows[name]
+                if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+                    raise DataError(
+                        f"Feature column {name!r} is not numeric; it must hold numbers."
+                    )
+                bad = np.flatnonzero(~np.isfinite(column.to_numpy(np.float64)))
+                if len(bad):
+                    raise DataError(
+                        f"Feature column {name!r} has a missing or infinite value at row "
+                        f"{int(bad[0])}. Clean the rows before predicting."
+                    )
             rows = rows[self.feature_names].to_numpy(np.float64)
+        elif isinstance(rows, np.ndarray) and (
+            not np.issubdtype(rows.dtype, np.number) or np.issubdtype(rows.dtype, np.bool_)
+        ):
+            raise DataError(f"Rows must hold numbers; received an array of dtype {rows.dtype}.")
         values = np.asarray(rows, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise DataError("The rows hold NaN or inf values. Clean them before predicting.")
         if self.report["input"]["dtype"].startswith("int") and self.report["input"]["scale"] == 0:
             values = values.reshape(len(values), 1)  # token ids: one column, not scaled
         elif self._features is not None:

@@ -238,13 +238,27 @@ def _prepare_samples(config: Config, data) -> Prepared:
         try:
             labels = np.asarray(labels, dtype=np.float64)
         except ValueError:
-            raise DataError("A regression label must be numeric.") from None
+            name = d.label or (d.targets or ["label"])[0]
+            bad = next(v for v in labels if not _is_number(v))
+            raise DataError(
+                f"Label column {name!r} holds {bad!r}, which is not a number. A regression "
+                "label must be numeric; for classes set `task: classification`."
+            ) from None
+    named = np.asarray(classes, dtype=object)[labels] if classes is not None else labels
     plan = plan_sample_splits(
-        labels, d, config.training, config.seed, config.task == "classification", test_count
+        named, d, config.training, config.seed, config.task == "classification", test_count
     )
     return Prepared(
         config, None, plan, classes, labels, kind=kind, sequences=sequences, texts=texts
     )
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _encode_labels(raw, name: str) -> tuple[tuple, np.ndarray]:
