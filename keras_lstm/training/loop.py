@@ -103,7 +103,10 @@ def _callbacks(config: Config, validation: bool, tag: str, out_dir: Path | None)
         )
     backup_dir = training.backup_dir or (str(out_dir / "backup") if out_dir else None)
     if backup_dir:
-        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(backup_dir, tag)))
+        # double_checkpoint: a run killed while writing a checkpoint restores the one before
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(os.path.join(backup_dir, tag), double_checkpoint=True)
+        )
     if out_dir and training.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs" / tag)))
     if out_dir and training.csv_log:

@@ -1,0 +1,121 @@
+"""kill -9 in the middle of a run, start it again: nothing finished is lost, nothing half-written
+is left. Subprocesses, as a user's killed job would be."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+
+def _start(args, cwd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_lstm.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def project(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    pd.DataFrame({"y": np.sin(t / 4) + 0.1 * rng.standard_normal(400)}).to_csv(
+        tmp_path / "data.csv", index=False
+    )
+    config = {
+        "seed": 1,
+        "data": {"path": "data.csv", "targets": ["y"], "lookback": 8},
+        "model": {"units": [8]},
+        "training": {"epochs": 8, "cv_splits": 2, "batch_size": 16, "early_stopping_patience": 100},
+        "tuning": {
+            "algorithm": "random",
+            "max_trials": 3,
+            "refit": False,
+            "search_space": {"model.units": [[4], [6], [8]]},
+        },
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_killed_training_resumes_from_its_last_finished_epoch(project):
+    backup = project / "run" / "backup" / "fold-0"
+    first = _start(["train", "config.yaml", "--out", "run"], project)
+
+    # kill -9 once fold 0 has finished at least two epochs (BackupAndRestore saved them)
+    def two_epochs_saved():
+        try:
+            meta = json.loads((backup / "training_metadata.json").read_text())
+        except (OSError, ValueError):  # not there yet, or being written
+            return False
+        return meta.get("epoch", 0) >= 2
+
+    assert _wait_for(two_epochs_saved, first), first.communicate()[1][-2000:]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not (project / "run" / "bundle").exists()  # nothing half-written
+    assert not (project / "run" / "metrics.json").exists()
+    second = _start(["train", "config.yaml", "--out", "run"], project)
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err[-2000:]
+    epochs = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    assert not epochs[0].startswith("Epoch 1/")  # fold 0 went on from its saved epoch
+    assert json.loads((project / "run" / "metrics.json").read_text())["test"]["rmse"] > 0
+    leftovers = [p.name for p in (project / "run").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_killed_search_keeps_every_finished_trial(project):
+    search = project / "tune"
+    first = _start(["tune", "config.yaml", "--out", "tune"], project)
+
+    def finished_trials():
+        names = []
+        for path in search.rglob("trial.json"):
+            try:
+                if json.loads(path.read_text()).get("status") == "COMPLETED":
+                    names.append(path.parent.name)
+            except (OSError, ValueError):
+                pass
+        return names
+
+    assert _wait_for(lambda: len(finished_trials()) >= 1, first), first.communicate()[1][-2000:]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = {}
+    for path in search.rglob("trial.json"):
+        state = json.loads(path.read_text())
+        if state.get("status") == "COMPLETED":
+            done[path.parent.name] = state["score"]
+    assert done
+    second = _start(["tune", "config.yaml", "--out", "tune"], project)
+    _, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err[-2000:]
+    trials = pd.read_csv(search / "trials.csv")
+    assert len(trials) == 3 and set(trials["status"]) == {"COMPLETED"}
+    for path in search.rglob("trial.json"):
+        state = json.loads(path.read_text())
+        if path.parent.name in done:  # finished before the kill: kept, not run again
+            assert state["score"] == done[path.parent.name]
+    assert not any(Path(p).name.endswith(".tmp") for p in os.listdir(search))
