@@ -314,7 +314,9 @@ class Bundle:
         from keras_lstm.training.prepare import prepare
 
         try:
-            prepared = prepare(self.config)
+            # a bundle fresh from `fit` keeps its prepared data (it may have come from a
+            # DataFrame); a loaded one reads `data.path` again
+            prepared = getattr(self, "prepared", None) or prepare(self.config)
         except (DataError, ConfigError) as err:
             raise BundleError(
                 f"The bundle's training data ({self.config.data.path}) is needed for "
@@ -323,10 +325,12 @@ class Bundle:
         final = prepared.plan.final
         rows = final.train if part == "train" else final.validation
         picks = rows[np.unique(np.linspace(0, len(rows) - 1, min(n, len(rows))).astype(int))]
-        features = self.feature_scaler.transform(prepared.table.features)
-        return np.ascontiguousarray(
-            input_windows(features, self.config.data.lookback)[picks - self.config.data.lookback]
-        )
+        if prepared.kind == "series":  # the bundle's own scaler (no refitting needed)
+            features = self.feature_scaler.transform(prepared.table.features)
+            lookback = self.config.data.lookback
+            return np.ascontiguousarray(input_windows(features, lookback)[picks - lookback])
+        inputs, _ = prepared.fold_data(final).windows.gather(picks)
+        return np.ascontiguousarray(inputs)
 
     # --- saving --------------------------------------------------------------------------------
 

@@ -136,6 +136,17 @@ def test_sequence_classifier_end_to_end(tmp_path):
     )
 
 
+def test_masked_sequence_model_export_is_a_clear_error(tmp_path):
+    from keras_lstm.errors import ExportError
+    from tflite_export import export
+
+    model = build_model(ModelConfig(units=(4,)), (None, 2), 3, "classification", mask_value=0.0)
+    windows = np.random.default_rng(0).standard_normal((4, 6, 2)).astype(np.float32)
+    with pytest.raises(ExportError, match="Masking"):
+        export(model, "float32", tmp_path / "m.tflite", windows, lookback=6)
+    assert not list(tmp_path.iterdir())
+
+
 def test_text_classifier_round_trips(tmp_path):
     texts = ["good great fine day", "bad awful poor day", "great good", "poor bad"] * 12
     frame = pd.DataFrame({"text": texts, "label": ["pos", "neg"] * 24})

@@ -474,6 +474,7 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
         config=config,
         metrics=metrics,
     )
+    bundle.prepared = prepared
     bundle.report = {
         "cv": cv,
         "refit_history": history,
