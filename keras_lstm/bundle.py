@@ -382,11 +382,17 @@ class Bundle:
                 f"Bundle folder {str(directory)!r} does not exist. Pass the folder written by "
                 "`keras-lstm train` (its `bundle` subfolder)."
             )
+        root = directory.resolve()
         for name in (*_REQUIRED, MANIFEST_FILE):
             if not (directory / name).is_file():
                 raise BundleError(
                     f"Bundle {str(directory)!r} has no {name}. The bundle is incomplete: "
                     "train again or restore the file."
+                )
+            if (directory / name).resolve().parent != root:
+                raise BundleError(
+                    f"{directory / name} points outside the bundle folder (a link). A bundle "
+                    "only reads its own files: copy the real file in."
                 )
         try:
             manifest = json.loads((directory / MANIFEST_FILE).read_text())

@@ -147,3 +147,13 @@ def test_save_replaces_atomically_and_leaves_nothing_on_failure(trained, tmp_pat
         bundle.save(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     Bundle.load(target)  # the earlier bundle is intact
+
+
+def test_a_file_linking_outside_the_bundle_is_refused(trained, tmp_path):
+    copy = _copy(trained[2], tmp_path)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text((copy / "preprocessing.json").read_text())
+    (copy / "preprocessing.json").unlink()
+    (copy / "preprocessing.json").symlink_to(outside)
+    with pytest.raises(BundleError, match="points outside the bundle folder"):
+        Bundle.load(copy)
