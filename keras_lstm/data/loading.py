@@ -142,24 +142,29 @@ def _apply_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> pd.D
 
 
 def _check_numeric(frame: pd.DataFrame, columns) -> None:
-    for column in columns:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            values = frame[column]
+    columns = list(columns)
+    block = frame[columns]
+    for column, dtype in block.dtypes.items():
+        if not pd.api.types.is_numeric_dtype(dtype):
+            values = block[column]
             bad = values.notna() & pd.to_numeric(values, errors="coerce").isna()
             row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
             raise DataError(
                 f"Column {column!r} is not numeric (row {row}: {values.iloc[row]!r}). Convert it "
                 "to numbers or leave it out of `data.features` / `data.targets`."
             )
-        if frame[column].isna().all():
-            raise DataError(f"Column {column!r} is empty (all values missing). Remove it.")
-        values = frame[column].to_numpy(dtype=float)
-        inf = np.flatnonzero(np.isinf(values))
-        if len(inf):
-            raise DataError(
-                f"Column {column!r} has an infinite value at row {int(inf[0])}. Replace it with a "
-                "finite number or leave the cell empty and set `data.missing`."
-            )
+    values = block.to_numpy(dtype=float)  # one pass over every column at once
+    empty = np.isnan(values).all(axis=0)
+    if empty.any():
+        column = columns[int(np.flatnonzero(empty)[0])]
+        raise DataError(f"Column {column!r} is empty (all values missing). Remove it.")
+    inf = np.isinf(values)
+    if inf.any():
+        row, col = np.argwhere(inf)[0]
+        raise DataError(
+            f"Column {columns[col]!r} has an infinite value at row {int(row)}. Replace it with a "
+            "finite number or leave the cell empty and set `data.missing`."
+        )
 
 
 def load_features(
