@@ -121,13 +121,20 @@ def help_markdown(width: int = 100) -> str:
     """Every command's `--help`, as Markdown (`docs/cli.md` holds it; a test keeps it equal)."""
     import contextlib
 
-    os.environ["COLUMNS"] = str(width)
-    parser = _parser()
-    sections = [("keras-lstm", parser.format_help())]
-    with contextlib.suppress(AttributeError):
-        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        for name, sub in actions[0].choices.items():
-            sections.append((f"keras-lstm {name}", sub.format_help()))
+    before = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)  # argparse wraps help text to this width
+    try:
+        parser = _parser()
+        sections = [("keras-lstm", parser.format_help())]
+        with contextlib.suppress(AttributeError):
+            actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            for name, sub in actions[0].choices.items():
+                sections.append((f"keras-lstm {name}", sub.format_help()))
+    finally:
+        if before is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = before
     return "".join(f"## `{title}`\n\n```text\n{text.rstrip()}\n```\n\n" for title, text in sections)
 
 
