@@ -144,7 +144,7 @@ CSV_CASES = [
     pytest.param(
         _csv([(i, "x", s) for i, s in enumerate("abcdefghijkl")]),
         {"features": ("x",)},
-        r"Feature column 'x' is not numeric \(e\.g\. 'a'\)",
+        r"Column 'x' is not numeric \(row 0: 'a'\)",
         id="non-numeric-feature",
     ),
     pytest.param(

@@ -167,6 +167,35 @@ def _check_numeric(frame: pd.DataFrame, columns) -> None:
         )
 
 
+def select_features(frame: pd.DataFrame, features, skip) -> list[str]:
+    """The feature columns: `features` as given (each must exist), or by default every numeric
+    (non-boolean) column not in `skip`.
+
+    Raises:
+        DataError: a named feature is missing, or no numeric column is left.
+    """
+    if features is None:
+        chosen = [
+            c
+            for c in frame.columns
+            if c not in skip
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+        if not chosen:
+            raise DataError(
+                "No numeric feature columns found. Set `data.features` to the input columns."
+            )
+        return chosen
+    absent = [c for c in features if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"Feature column {absent[0]!r} (data.features) is not in the data. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    return list(features)
+
+
 def load_features(
     source,
     feature_names,
@@ -281,33 +310,7 @@ def load_table(
     skip = {config.time_column, config.series_id, config.label} - {None}
     if task == "classification":
         skip |= set(config.targets)
-    if config.features is None:
-        features = [
-            c
-            for c in frame.columns
-            if c not in skip
-            and pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_bool_dtype(frame[c])
-        ]
-        if not features:
-            raise DataError(
-                "No numeric feature columns found. Set `data.features` to the input columns."
-            )
-    else:
-        features = list(config.features)
-        absent = [c for c in features if c not in frame.columns]
-        if absent:
-            raise DataError(
-                f"Feature column {absent[0]!r} (data.features) is not in the data. "
-                f"Columns: {', '.join(frame.columns)}."
-            )
-        for column in features:
-            if not pd.api.types.is_numeric_dtype(frame[column]):
-                example = frame[column].dropna().iloc[0] if frame[column].notna().any() else None
-                raise DataError(
-                    f"Feature column {column!r} is not numeric (e.g. {example!r}). Convert it to "
-                    "numbers or leave it out of `data.features`."
-                )
+    features = select_features(frame, config.features, skip)
     numeric = list(
         dict.fromkeys(features + ([] if task == "classification" else list(config.targets)))
     )

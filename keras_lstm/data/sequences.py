@@ -15,7 +15,13 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from keras_lstm.config import DataConfig, TrainingConfig
-from keras_lstm.data.loading import _apply_missing, _check_numeric, _parse_times, read_frame
+from keras_lstm.data.loading import (
+    _apply_missing,
+    _check_numeric,
+    _parse_times,
+    read_frame,
+    select_features,
+)
 from keras_lstm.data.splits import Fold, SplitPlan
 from keras_lstm.errors import DataError
 
@@ -64,24 +70,7 @@ def load_sequences(source, config: DataConfig) -> SequenceTable:
                 f"Columns: {', '.join(frame.columns)}."
             )
     skip = {config.series_id, config.label, config.time_column} - {None}
-    if config.features is None:
-        features = [
-            c
-            for c in frame.columns
-            if c not in skip
-            and pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_bool_dtype(frame[c])
-        ]
-    else:
-        features = list(config.features)
-        absent = [c for c in features if c not in frame.columns]
-        if absent:
-            raise DataError(
-                f"Feature column {absent[0]!r} (data.features) is not in the data. "
-                f"Columns: {', '.join(frame.columns)}."
-            )
-    if not features:
-        raise DataError("No numeric feature columns found. Set `data.features`.")
+    features = select_features(frame, config.features, skip)
     _check_numeric(frame, features)
     if frame[config.label].isna().any():
         row = int(np.flatnonzero(frame[config.label].isna())[0])
