@@ -123,4 +123,6 @@ def as_tf_dataset(batches: WindowBatches):
         tf.TensorSpec((None, *x.shape[1:]), tf.float32),
         tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)),
     )
-    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    # a known length lets Keras size each epoch without running the generator dry first
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)

@@ -185,6 +185,7 @@ def train_model(
         epochs=epochs,
         callbacks=callbacks,
         class_weight=class_weight,
+        shuffle=False,  # WindowBatches reshuffles the windows itself (training.shuffle)
         verbose=verbose,
     )
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
