@@ -23,6 +23,12 @@ def test_forecasting_examples(name, tmp_path):
     assert (tmp_path / "bundle" / "model.keras").is_file()
 
 
+def test_many_meters_example_reports_every_meter(tmp_path):
+    metrics = _load("many_meters").main(["--epochs", "1", "--out", str(tmp_path)])
+    assert len(metrics["test"]["per_series"]) == 20
+    assert metrics["test"]["mase"] > 0
+
+
 def test_multistep_example_predicts_a_day_ahead(tmp_path):
     module = _load("multistep_load")
     frame = module.make_data(days=10)
