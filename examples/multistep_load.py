@@ -17,7 +17,7 @@ def make_data(days=120, seed=0):
     """Hourly load with a daily and a weekly cycle, a slow trend and temperature-driven noise."""
     rng = np.random.default_rng(seed)
     time = pd.date_range("2024-01-01", periods=days * 24, freq="h")
-    hour, weekday = time.hour.to_numpy(), time.dayofweek.to_numpy()
+    hour, weekday = time.hour.to_numpy(), time.day_of_week.to_numpy()
     temp = 10 + 8 * np.sin(2 * np.pi * (hour - 9) / 24) + rng.normal(0, 1.5, len(time))
     load = (
         500
