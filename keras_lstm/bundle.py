@@ -70,6 +70,8 @@ def preprocessing_dict(prepared, fold_data) -> dict:
         out["series_id"] = config.data.series_id
         out["label"] = config.data.label
         out["mask_value"] = prepared.mask_value
+        # the padded length: the fixed input length of an exported model
+        out["lookback"] = max(len(s) for s in prepared.sequences.sequences)
     if prepared.kind == "text":
         out["vocabulary"] = fold_data.vocabulary
         out["sequence_length"] = config.data.lookback

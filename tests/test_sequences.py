@@ -134,17 +134,35 @@ def test_sequence_classifier_end_to_end(tmp_path):
         out.iloc[0, 1:].to_numpy(dtype=float),
         rtol=1e-5,
     )
+    # the exported classifier agrees with Keras on whole sequences given as a long table
+    from tflite_export import LitePredictor, export
+
+    report = export(bundle, "float32", tmp_path / "seq.tflite")
+    assert report["builtin_only"] and report["max_abs_error"] < 1e-5
+    lite = LitePredictor(tmp_path / "seq.tflite").predict(some)
+    np.testing.assert_allclose(lite, out.iloc[:, 1:].to_numpy(dtype=float), atol=1e-5)
 
 
-def test_masked_sequence_model_export_is_a_clear_error(tmp_path):
-    from keras_lstm.errors import ExportError
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(units=(6, 4)),
+        ModelConfig(units=(5, 4), bidirectional=True),
+        ModelConfig(cell="gru", units=(5,), bidirectional=True),
+    ],
+    ids=["lstm-stack", "bidirectional-stack", "bidirectional-gru"],
+)
+def test_masked_sequence_models_export_with_exact_parity(config, tmp_path):
     from tflite_export import export
 
-    model = build_model(ModelConfig(units=(4,)), (None, 2), 3, "classification", mask_value=0.0)
-    windows = np.random.default_rng(0).standard_normal((4, 6, 2)).astype(np.float32)
-    with pytest.raises(ExportError, match="Masking"):
-        export(model, "float32", tmp_path / "m.tflite", windows, lookback=6)
-    assert not list(tmp_path.iterdir())
+    model = build_model(config, (None, 2), 3, "classification", mask_value=0.0)
+    rng = np.random.default_rng(0)
+    sequences = [rng.standard_normal((n, 2)).astype(np.float32) + 1 for n in (3, 9, 6, 12)]
+    report = export(model, "float32", tmp_path / "m.tflite", pad(sequences, 12), lookback=12)
+    assert report["builtin_only"]
+    assert report["max_abs_error"] < 1e-5  # padded steps are skipped exactly as Masking does
+    if config.cell == "lstm":
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in report["ops"]
 
 
 def test_text_classifier_round_trips(tmp_path):

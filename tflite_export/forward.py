@@ -114,12 +114,14 @@ class _LSTM:
         self.reverse = reverse ^ bool(layer.go_backwards)
         self.function = _fused_lstm_function()
 
-    def __call__(self, x):
+    def __call__(self, x, length=None):
         if self.reverse:
-            x = tf.reverse(x, axis=[1])
+            x = _reverse(x, length)
         zeros = tf.zeros([x.shape[0], self.units], tf.float32)
         last, sequence, _, _, _ = self.function(x, zeros, zeros, *self.weights)
-        return sequence if self.return_sequences else last
+        if self.return_sequences:
+            return sequence
+        return last if length is None else _last_valid(sequence, length)
 
 
 class _GRU:
@@ -143,9 +145,9 @@ class _GRU:
         self.return_sequences = layer.return_sequences
         self.reverse = reverse ^ bool(layer.go_backwards)
 
-    def __call__(self, x):
+    def __call__(self, x, length=None):
         if self.reverse:
-            x = tf.reverse(x, axis=[1])
+            x = _reverse(x, length)
         units = self.units
         # One matmul for the input projection of every step; the recurrence is unrolled.
         projected = tf.einsum("btf,fk->btk", x, self.kernel) + self.input_bias
@@ -167,7 +169,36 @@ class _GRU:
                 candidate = tf.tanh(x_h + tf.matmul(r * h, self.recurrent_kernel[:, 2 * units :]))
             h = z * h + (1.0 - z) * candidate
             outputs.append(h)
-        return tf.stack(outputs, axis=1) if self.return_sequences else h
+        if self.return_sequences:
+            return tf.stack(outputs, axis=1)
+        return h if length is None else _last_valid(tf.stack(outputs, axis=1), length)
+
+
+def _reverse(x, length=None):
+    """Reverse the time axis; with `length`, only the first `length` (valid) steps, so padding
+    stays at the end, as Keras' masked backward pass sees the sequence."""
+    if length is None:
+        return tf.reverse(x, axis=[1])
+    return tf.reverse_sequence(x, length, seq_axis=1, batch_axis=0)
+
+
+def _last_valid(sequence, length):
+    """The output at each sequence's last valid step (what a masked Keras RNN returns)."""
+    return tf.gather(sequence, length - 1, axis=1, batch_dims=1)
+
+
+class _Masking:
+    """Masking becomes a length: trailing padded steps (every feature equal to `mask_value`)
+    are counted off, recurrent layers return the output at the last valid step, and backward
+    directions reverse only the valid steps. Valid steps never see the padding after them, so
+    the result equals Keras' masked one for sequences padded at the end."""
+
+    def __init__(self, layer):
+        self.mask_value = float(layer.mask_value)
+
+    def length(self, x):
+        valid = tf.reduce_any(tf.not_equal(x, self.mask_value), axis=-1)
+        return tf.maximum(tf.reduce_sum(tf.cast(valid, tf.int32), axis=1), 1)
 
 
 def _check_recurrent(layer, cell, activation, recurrent_activation):
@@ -209,11 +240,11 @@ class _Bidirectional:
                 "expected concat, sum, mul or ave."
             )
 
-    def __call__(self, x):
-        forward = self.forward(x)
-        backward = self.backward(x)
+    def __call__(self, x, length=None):
+        forward = self.forward(x, length)
+        backward = self.backward(x, length)
         if self.return_sequences:
-            backward = tf.reverse(backward, axis=[1])
+            backward = _reverse(backward, length)
         if self.merge_mode == "concat":
             return tf.concat([forward, backward], axis=-1)
         if self.merge_mode == "sum":
@@ -302,14 +333,16 @@ def _convert_layer(layer):
         return _Embedding(layer)
     if kind == "Reshape":
         return _Reshape(layer.target_shape)
+    if kind == "Masking":
+        return _Masking(layer)
     if kind == "Flatten":
         return lambda x: tf.reshape(x, [x.shape[0], -1])
     if kind == "Activation":
         return _ACTIVATIONS[_activation(layer)]
     raise ExportError(
         f"Layer {layer.name!r} of type {kind} is not supported by the TFLite exporter. "
-        "Supported: Embedding, Conv1D, LSTM, GRU, Bidirectional, Dropout, Dense, Reshape, "
-        "Flatten, Activation."
+        "Supported: Masking, Embedding, Conv1D, LSTM, GRU, Bidirectional, Dropout, Dense, "
+        "Reshape, Flatten, Activation."
     )
 
 
@@ -360,9 +393,14 @@ def build_forward(model, lookback: int | None = None):
 
     @tf.function(input_signature=[spec], autograph=False)
     def forward(window):
-        x = window
+        x, length = window, None
         for step in steps:
-            x = step(x)
+            if isinstance(step, _Masking):
+                length = step.length(x)
+            elif isinstance(step, (_LSTM, _GRU, _Bidirectional)):
+                x = step(x, length)
+            else:
+                x = step(x)
         return {"prediction": x}
 
     return forward, spec

@@ -140,6 +140,36 @@ class LitePredictor:
             windows = windows[..., 0]
         return windows.astype(np.float32)
 
+    def _sequences(self, sequences) -> np.ndarray:
+        """Whole sequences (a list of `(time, features)` arrays, or a long table with the series
+        id column) scaled and zero-padded (or cut) to the exported length; the model skips the
+        padding exactly as the Keras model's `Masking` layer does."""
+        import pandas as pd
+
+        from keras_lstm.data.sequences import pad, sequences_from_arrays
+
+        pre = self.preprocessing
+        if isinstance(sequences, pd.DataFrame):
+            column = pre.get("series_id")
+            if column not in sequences.columns:
+                raise DataError(f"Series column {column!r} is missing from the input.")
+            missing = [n for n in self.feature_names if n not in sequences.columns]
+            if missing:
+                raise DataError(f"Input is missing feature columns {missing}.")
+            sequences = [
+                group[self.feature_names].to_numpy(np.float64)
+                for _, group in sequences.groupby(column, sort=False)
+            ]
+        table = sequences_from_arrays(list(sequences), np.zeros(len(sequences)))
+        center, scale = self._features or (np.zeros(len(self.feature_names)), 1.0)
+        if table.sequences[0].shape[1] != len(center):
+            raise DataError(
+                f"Expected sequences of {len(center)} features; received "
+                f"{table.sequences[0].shape[1]}."
+            )
+        scaled = [((s - center) / scale).astype(np.float32) for s in table.sequences]
+        return pad(scaled, self.lookback)
+
     def predict_scaled(self, windows: np.ndarray) -> np.ndarray:
         """Raw model outputs for scaled windows `(n, lookback, features)`, one invoke each."""
         return runtime.run_windows(self.interpreter, np.asarray(windows, np.float32))
@@ -158,7 +188,11 @@ class LitePredictor:
         Raises:
             DataError: a feature column is missing or there are fewer rows than `lookback`.
         """
-        raw = self.predict_scaled(self._windows(rows)).astype(np.float64)
+        if self.preprocessing.get("kind") == "sequences":
+            windows = self._sequences(rows)
+        else:
+            windows = self._windows(rows)
+        raw = self.predict_scaled(windows).astype(np.float64)
         if self.task == "classification":
             raw = raw.reshape(len(raw), -1)
             return np.concatenate([1 - raw, raw], axis=1) if raw.shape[1] == 1 else raw
