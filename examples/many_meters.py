@@ -44,6 +44,7 @@ def main(argv=None):
                 "targets": ["usage"],
                 "lookback": 14,
                 "season": 7,
+                "scale_per_series": True,  # meters of very different sizes
             },
             "model": {"units": [32], "dropout": 0.1},
             "training": {"epochs": args.epochs, "cv_splits": 3, "batch_size": 128},

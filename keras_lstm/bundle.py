@@ -66,6 +66,11 @@ def preprocessing_dict(prepared, fold_data) -> dict:
     }
     if prepared.starts is not None:
         out["series_id"] = config.data.series_id
+    if fold_data.series_scalers:
+        out["series_scalers"] = {
+            key: {"feature_scaler": f.to_dict(), "target_scaler": t.to_dict()}
+            for key, (f, t) in fold_data.series_scalers.items()
+        }
     if prepared.kind == "sequences":
         out["series_id"] = config.data.series_id
         out["label"] = config.data.label
@@ -232,17 +237,31 @@ class Bundle:
             )
         parts = []
         for key, group in frame.groupby(column, sort=False):
-            single = self._without_series().predict(group.drop(columns=[column]))
+            single = self._one_series(key).predict(group.drop(columns=[column]))
             single.insert(0, column, key)
             parts.append(single)
         return pd.concat(parts)
 
-    def _without_series(self) -> Bundle:
-        if getattr(self, "_single", None) is None:
-            pre = {k: v for k, v in self.preprocessing.items() if k != "series_id"}
-            self._single = Bundle(self.model, pre, self.config, self.metrics)
-            self._single._compiled = self._compiled
-        return self._single
+    def _one_series(self, key) -> Bundle:
+        """This bundle as a single-series one, with `key`'s own scalers when it has them."""
+        singles = self.__dict__.setdefault("_singles", {})
+        if key not in singles:
+            pre = {
+                k: v
+                for k, v in self.preprocessing.items()
+                if k not in ("series_id", "series_scalers")
+            }
+            scalers = self.preprocessing.get("series_scalers")
+            if scalers is not None:
+                if str(key) not in scalers:
+                    raise DataError(
+                        f"Series {key!r} was not in the training data; this model scales each "
+                        "series by its own statistics (data.scale_per_series) and has none for it."
+                    )
+                pre.update(scalers[str(key)])
+            singles[key] = Bundle(self.model, pre, self.config, self.metrics)
+            singles[key].predict_scaled = self.predict_scaled  # one compiled model call for all
+        return singles[key]
 
     def _labelled(self, raw: np.ndarray, index) -> pd.DataFrame:
         """Class probabilities (and the most likely label), or a value in real units."""
@@ -327,7 +346,7 @@ class Bundle:
         final = prepared.plan.final
         rows = final.train if part == "train" else final.validation
         picks = rows[np.unique(np.linspace(0, len(rows) - 1, min(n, len(rows))).astype(int))]
-        if prepared.kind == "series":  # the bundle's own scaler (no refitting needed)
+        if prepared.kind == "series" and not self.preprocessing.get("series_scalers"):
             features = self.feature_scaler.transform(prepared.table.features)
             lookback = self.config.data.lookback
             return np.ascontiguousarray(input_windows(features, lookback)[picks - lookback])

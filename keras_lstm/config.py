@@ -143,6 +143,8 @@ class DataConfig:
         missing: `error`, `ffill`, `interpolate` or `drop`.
         series_id: column that splits a long table into many series (one global forecaster),
             or, with `label`, into one sample per sequence.
+        scale_per_series: with many series, fit the scalers on each series' own training rows
+            (for series of very different sizes) instead of on all series together.
         label: per-series label column for whole-sequence tasks (constant within a series).
     """
 
@@ -160,6 +162,7 @@ class DataConfig:
     missing: str = "error"
     series_id: str | None = None
     label: str | None = None
+    scale_per_series: bool = False
 
     def __post_init__(self):
         _set(self, "path", _optional_str("data.path", self.path))
@@ -181,6 +184,8 @@ class DataConfig:
         _choice("data.missing", self.missing, MISSING_POLICIES)
         _set(self, "series_id", _optional_str("data.series_id", self.series_id))
         _set(self, "label", _optional_str("data.label", self.label))
+        if not isinstance(self.scale_per_series, bool):
+            _fail("data.scale_per_series", self.scale_per_series, "true or false")
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,46 @@ def test_per_series_metrics_add_up_and_prediction_keeps_series(tmp_path):
     assert list(out.columns) == ["meter", "load@t+1", "load@t+2"]
     assert out["meter"].value_counts().to_dict() == {"m0": 4, "m1": 4, "m2": 4}
     pd.testing.assert_frame_equal(out, bundle.predict(recent))
+
+
+def test_scale_per_series_uses_each_series_own_training_rows(tmp_path):
+    frame = _meters()
+    config = load_config({**CONFIG, "data": {**CONFIG["data"], "scale_per_series": True}})
+    prepared = prepare(config, frame)
+    fold = prepared.plan.folds[0]
+    data = prepared.fold_data(fold)
+    fit_rows = set(fold.scaler_rows().tolist())
+    starts = prepared.starts
+    for key, first, end in zip(prepared.series_ids, starts[:-1], starts[1:], strict=True):
+        own = [r for r in range(first, end) if r in fit_rows]
+        features, targets = data.series_scalers[key]
+        expected = frame.iloc[own][["load", "size"]]
+        np.testing.assert_allclose(features.center[0], expected["load"].mean(), rtol=1e-6)
+        np.testing.assert_allclose(targets.scale[0], expected["load"].std(ddof=0), rtol=1e-5)
+        # every series' own training rows come out centred
+        scaled = data.windows.targets[own, 0]
+        assert abs(float(scaled.mean())) < 1e-4
+    bundle = fit(config, frame, verbose=0)
+    assert set(bundle.preprocessing["series_scalers"]) == {"m0", "m1", "m2"}
+    loaded = Bundle.load(bundle.save(tmp_path / "b"))
+    recent = frame.groupby("meter").tail(10)
+    out = loaded.predict(recent)
+    pd.testing.assert_frame_equal(out, bundle.predict(recent))
+    # in each meter's own units: the level of meter m2 (about 30) is not that of m0 (about 10)
+    level = out.groupby("meter")["load@t+1"].mean()
+    assert level["m2"] > level["m0"] + 10
+    with pytest.raises(DataError, match="Series 'm9' was not in the training data"):
+        loaded.predict(recent.assign(meter="m9"))
+    # exported, each meter is scaled with its own statistics from the report
+    from tflite_export import LitePredictor, export
+
+    export(bundle, "float32", tmp_path / "meters.tflite")
+    lite = LitePredictor(tmp_path / "meters.tflite")
+    m2 = recent[recent.meter == "m2"]
+    np.testing.assert_allclose(
+        lite.predict(m2, series="m2").reshape(len(m2) - 7 + 1, -1),
+        out[out.meter == "m2"][["load@t+1", "load@t+2"]].to_numpy(),
+        rtol=1e-4,
+    )
+    with pytest.raises(DataError, match="pass `series=`"):
+        lite.predict(m2)

@@ -174,12 +174,14 @@ class LitePredictor:
         """Raw model outputs for scaled windows `(n, lookback, features)`, one invoke each."""
         return runtime.run_windows(self.interpreter, np.asarray(windows, np.float32))
 
-    def predict(self, rows) -> np.ndarray:
+    def predict(self, rows, series=None) -> np.ndarray:
         """Predict for every complete window of raw feature rows, in real units.
 
         Args:
             rows: a DataFrame holding the feature columns (others are ignored), or an array
                 `(rows, features)` in the training feature order.
+            series: the series id of `rows`, required when the model was trained with
+                `data.scale_per_series` (each series has its own scalers in the report).
 
         Returns:
             Regression: `(windows, horizon, targets)` in the targets' units. Classification: the
@@ -188,6 +190,15 @@ class LitePredictor:
         Raises:
             DataError: a feature column is missing or there are fewer rows than `lookback`.
         """
+        scalers = self.preprocessing.get("series_scalers")
+        if scalers is not None:
+            if series is None or str(series) not in scalers:
+                raise DataError(
+                    "This model scales each series by its own statistics: pass `series=` with "
+                    f"one of {', '.join(sorted(scalers)[:5])}... Received: series={series!r}"
+                )
+            self._features = _affine(scalers[str(series)]["feature_scaler"])
+            self._targets = _affine(scalers[str(series)]["target_scaler"])
         if self.preprocessing.get("kind") == "sequences":
             windows = self._sequences(rows)
         else:

@@ -251,6 +251,11 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
         }
     val_loss = float(np.mean((raw - y) ** 2))
     pred = fold_data.target_scaler.inverse_transform(raw)
+    if fold_data.series_scalers:  # each series back to its own units
+        series = prepared.row_series(rows).astype(str)
+        for key in np.unique(series):
+            chosen = series == key
+            pred[chosen] = fold_data.series_scalers[key][1].inverse_transform(raw[chosen])
     if prepared.kind != "series":  # one value per whole sequence
         true = prepared.labels[rows][:, None, None]
         mean = np.full_like(true, prepared.labels[fold.train].mean())

@@ -40,6 +40,7 @@ class FoldData:
     feature_scaler: Scaler | None
     target_scaler: Scaler | None
     vocabulary: list | None = None
+    series_scalers: dict | None = None  # series id -> (feature Scaler, target Scaler)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ class Prepared:
         rows = fold.scaler_rows()
         kind = self.config.data.scaler
         feature_scaler = Scaler.fit(kind, self.table.features[rows])
+        if self.starts is not None and self.config.data.scale_per_series:
+            return self._per_series_fold_data(rows, feature_scaler)
         features = feature_scaler.transform(self.table.features)
         if self.classes is not None:
             targets, target_scaler = self.labels[:, None].astype(np.float32), None
@@ -159,6 +162,28 @@ class Prepared:
             targets = target_scaler.transform(self.table.targets)
         windows = WindowData(features, targets, self.config.data.lookback, self.config.data.horizon)
         return FoldData(windows, feature_scaler, target_scaler)
+
+    def _per_series_fold_data(self, rows, feature_scaler: Scaler) -> FoldData:
+        """Scalers fitted on each series' own rows before the cut; a series with fewer than two
+        such rows uses the scalers fitted on all series."""
+        kind, table = self.config.data.scaler, self.table
+        target_scaler = Scaler.fit(kind, table.targets[rows])
+        fit = np.zeros(len(table.features), bool)
+        fit[rows] = True
+        features = np.empty(table.features.shape, np.float32)
+        targets = np.empty(table.targets.shape, np.float32)
+        scalers = {}
+        for key, first, end in zip(self.series_ids, self.starts[:-1], self.starts[1:], strict=True):
+            own = np.arange(first, end)[fit[first:end]]
+            if len(own) >= 2:
+                pair = (Scaler.fit(kind, table.features[own]), Scaler.fit(kind, table.targets[own]))
+            else:
+                pair = (feature_scaler, target_scaler)
+            features[first:end] = pair[0].transform(table.features[first:end])
+            targets[first:end] = pair[1].transform(table.targets[first:end])
+            scalers[str(key)] = pair
+        windows = WindowData(features, targets, self.config.data.lookback, self.config.data.horizon)
+        return FoldData(windows, feature_scaler, target_scaler, series_scalers=scalers)
 
 
 def _concat(train: Table, test: Table) -> Table:
