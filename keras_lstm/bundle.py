@@ -215,14 +215,7 @@ class Bundle:
             out = pd.DataFrame(probabilities, index=times, columns=[f"p({c})" for c in classes])
             out.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
             return out
-        real = self.target_scaler.inverse_transform(raw)
-        horizon = pre["horizon"]
-        names = pre["target_names"]
-        if horizon == 1:
-            columns = names
-        else:
-            columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
-        return pd.DataFrame(real.reshape(len(real), -1), index=times, columns=columns)
+        return prediction_frame(pre, self.target_scaler.inverse_transform(raw), times)
 
     def _predict_panel(self, source) -> pd.DataFrame:
         """Predictions of every series in a long table, with the series id as first column."""
@@ -270,10 +263,7 @@ class Bundle:
             real = self.target_scaler.inverse_transform(raw.reshape(len(raw), -1))
             return pd.DataFrame(real, index=index, columns=pre["target_names"])
         probabilities = np.concatenate([1 - raw, raw], 1) if raw.shape[1] == 1 else raw
-        classes = pre["classes"]
-        out = pd.DataFrame(probabilities, index=index, columns=[f"p({c})" for c in classes])
-        out.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
-        return out
+        return prediction_frame(pre, probabilities, index)
 
     def _predict_sequences(self, source) -> pd.DataFrame:
         """One prediction per sequence: `source` is a long table with the series id column, an
@@ -447,6 +437,24 @@ class Bundle:
                 f"{directory / MODEL_FILE} cannot be loaded safely: {first}"
             ) from None
         return cls(model, preprocessing, config, metrics)
+
+
+def prediction_frame(pre: dict, values: np.ndarray, index) -> pd.DataFrame:
+    """Predictions as a DataFrame: class probabilities `(n, classes)` become `label` and a
+    `p(CLASS)` column per class; real-unit forecasts `(n, horizon, targets)` a column per target
+    (horizon 1) or `TARGET@t+K` per step. Shared by `Bundle` and `LitePredictor` output."""
+    if pre.get("task") == "classification":
+        classes = pre.get("classes") or list(range(values.shape[1]))
+        out = pd.DataFrame(values, index=index, columns=[f"p({c})" for c in classes])
+        out.insert(0, "label", [classes[i] for i in values.argmax(1)])
+        return out
+    names = pre["target_names"]
+    horizon = values.shape[1] if values.ndim == 3 else 1
+    if horizon == 1:
+        columns = names
+    else:
+        columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
+    return pd.DataFrame(values.reshape(len(values), -1), index=index, columns=columns)
 
 
 def _times_after(index: pd.Index, rows: np.ndarray) -> pd.Index:

@@ -86,7 +86,7 @@ def lite_predictions(predictor, source):
     import numpy as np
     import pandas as pd
 
-    from keras_lstm.bundle import _times_after
+    from keras_lstm.bundle import _times_after, prediction_frame
     from keras_lstm.data import read_frame
     from keras_lstm.data.loading import _parse_times
 
@@ -99,15 +99,4 @@ def lite_predictions(predictor, source):
     else:
         index = pd.RangeIndex(len(frame))
     times = _times_after(index, np.arange(predictor.lookback, len(frame) + 1))
-    if pre.get("task") == "classification":
-        classes = pre.get("classes") or list(range(values.shape[1]))
-        out = pd.DataFrame(values, index=times, columns=[f"p({c})" for c in classes])
-        out.insert(0, "label", [classes[i] for i in values.argmax(1)])
-        return out
-    names = pre.get("target_names") or [f"y{i}" for i in range(values.shape[2])]
-    horizon = values.shape[1]
-    if horizon == 1:
-        columns = names
-    else:
-        columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
-    return pd.DataFrame(values.reshape(len(values), -1), index=times, columns=columns)
+    return prediction_frame(pre, values, times)
