@@ -37,11 +37,12 @@ def summary_table(metrics: dict, task: str) -> str:
     )
 
 
-def train_and_save(config, out: Path, verbose="auto"):
-    """Fit a config, write the bundle, `metrics.json` and plots under `out`; return the bundle."""
+def train_and_save(config, out: Path, verbose="auto", data=None):
+    """Fit a config (on `data`, default `config.data.path`), write the bundle, `metrics.json`
+    and plots under `out`; return the bundle."""
     from keras_lstm.training import fit
 
-    bundle = fit(config, out_dir=out, verbose=verbose)
+    bundle = fit(config, data, out_dir=out, verbose=verbose)
     bundle.save(out / "bundle")
     atomic_write_text(out / "metrics.json", json.dumps(bundle.metrics, indent=2))
     return bundle

@@ -422,11 +422,9 @@ def tune(config, data=None, *, out_dir, overwrite=False, verbose=1) -> TuneResul
 def refit_best(config: Config, data, out: Path, verbose=1):
     """`keras-lstm train` on the best config: CV, test, refit; writes the bundle and metrics."""
     from keras_lstm.commands import summary_table as metrics_table
-    from keras_lstm.training import fit
+    from keras_lstm.commands import train_and_save
 
     _say(verbose, f"\nFitting the best config into {out}")
-    bundle = fit(config, data, out_dir=out, verbose=0 if verbose in (0, False) else 2)
-    bundle.save(out / "bundle")
-    atomic_write_text(out / "metrics.json", json.dumps(bundle.metrics, indent=2))
+    bundle = train_and_save(config, out, 0 if verbose in (0, False) else 2, data)
     _say(verbose, "\n" + metrics_table(bundle.metrics, config.task))
     return bundle
