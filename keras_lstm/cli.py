@@ -162,7 +162,7 @@ def _dispatch(args) -> int:
     raise AssertionError(args.command)
 
 
-def _import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly() -> None:
     """Import TensorFlow with file descriptor 2 silenced: its C++ runtime prints start-up notices
     to stderr that no log level turns off, and an error must reach the user as one line."""
     import sys as _sys
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     # still raised and reported below.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if not args.debug:
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
     try:
         return _dispatch(args) or 0
     except KerasLSTMError as err:

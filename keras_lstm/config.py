@@ -34,6 +34,7 @@ MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 CELLS = ("lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+FOLD_WORKERS = ("auto", "always", "never")
 ALGORITHMS = ("random", "bayesian", "hyperband")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
 
@@ -276,6 +277,10 @@ class TrainingConfig:
         class_weight: `balanced` or null, for classification.
         tensorboard: write TensorBoard logs under the run folder.
         csv_log: write a CSVLogger file per fit under the run folder.
+        fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
+            TensorFlow keeps for every fitted model is handed back when a worker exits:
+            `always`, `never`, or `auto` (workers during tuning, where one process fits
+            hundreds of models; in-process for a single `train`).
     """
 
     epochs: int = 100
@@ -292,6 +297,7 @@ class TrainingConfig:
     class_weight: str | None = None
     tensorboard: bool = False
     csv_log: bool = False
+    fold_workers: str = "auto"
 
     def __post_init__(self):
         _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
@@ -315,6 +321,7 @@ class TrainingConfig:
         _set(self, "cv_splits", _int("training.cv_splits", self.cv_splits, minimum=2))
         _set(self, "cv_gap", _int("training.cv_gap", self.cv_gap, minimum=0))
         _choice("training.strategy", self.strategy, STRATEGIES)
+        _choice("training.fold_workers", self.fold_workers, FOLD_WORKERS)
         _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
         for name in ("shuffle", "tensorboard", "csv_log"):
             if not isinstance(getattr(self, name), bool):

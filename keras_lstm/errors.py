@@ -23,3 +23,7 @@ class BundleError(KerasLSTMError):
 
 class ExportError(KerasLSTMError):
     """A model cannot be converted to TFLite with builtin ops, or fails its parity check."""
+
+
+class WorkerError(KerasLSTMError, RuntimeError):
+    """A worker process fitting folds (`training.fold_workers`) failed or was killed."""

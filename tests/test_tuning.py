@@ -34,14 +34,28 @@ def _frame(rows=200):
     return pd.DataFrame({"y": np.sin(2 * np.pi * t / 20) + 0.1 * rng.standard_normal(rows)})
 
 
-def _config(algorithm="random", max_trials=3, search_space=None, epochs=1, **tuning_extra):
+def _config(
+    algorithm="random",
+    max_trials=3,
+    search_space=None,
+    epochs=1,
+    fold_workers="never",
+    **tuning_extra,
+):
+    # Most tests fit in this process (a worker costs seconds of TensorFlow start-up); the
+    # shared `random_search` and the tests below it run the default, trials in workers.
     space = search_space or {"data.lookback": [4, 8, 12], "model.units": [[4], [4, 4]]}
     return load_config(
         {
             "seed": 3,
             "data": {"targets": ["y"], "lookback": 8},
             "model": {"units": [4], "dropout": 0.0, "l2": 0.0},
-            "training": {"epochs": epochs, "cv_splits": 2, "batch_size": 32},
+            "training": {
+                "epochs": epochs,
+                "cv_splits": 2,
+                "batch_size": 32,
+                "fold_workers": fold_workers,
+            },
             "tuning": {
                 "algorithm": algorithm,
                 "max_trials": max_trials,
@@ -62,7 +76,7 @@ def frame():
 def random_search(frame, tmp_path_factory):
     """One 3-trial random search shared by the tests that only read its results."""
     out = tmp_path_factory.mktemp("random")
-    return tuning.tune(_config(), frame, out_dir=out, verbose=0)
+    return tuning.tune(_config(fold_workers="auto"), frame, out_dir=out, verbose=0)
 
 
 # --- search space ---------------------------------------------------------------------------
@@ -188,6 +202,21 @@ def test_objective_is_the_mean_of_independently_computed_fold_losses(random_sear
     assert random_search.best_score == pytest.approx(np.mean([f.val_loss for f in cv.folds]))
 
 
+def test_trials_are_fitted_in_worker_processes_by_default(frame, tmp_path):
+    from tensorflow.python.eager import context
+
+    def traced():  # functions TensorFlow keeps for every model fitted in this process
+        return len(context.context().list_function_names())
+
+    before = traced()
+    result = tuning.tune(
+        _config(max_trials=1, fold_workers="auto"), frame, out_dir=tmp_path, verbose=0
+    )
+    assert traced() == before
+    assert result.best_config.training.fold_workers == "auto"  # saved as the user wrote it
+    _assert_table_agrees_with_oracle(result, 1)
+
+
 def test_trials_use_different_lookbacks(random_search):
     assert random_search.trials["data.lookback"].nunique() > 1
 
@@ -271,7 +300,8 @@ def test_resume_after_an_interrupted_search_keeps_finished_trials(frame, tmp_pat
 
 def test_two_seeded_searches_agree(random_search, frame, tmp_path):
     # A seeded random search proposes the same sequence, so a fresh 2-trial search repeats the
-    # first two trials of the 3-trial one, hyperparameters and fold losses alike.
+    # first two trials of the 3-trial one, hyperparameters and fold losses alike; the first
+    # search fitted in worker processes, this one in this process.
     again = tuning.tune(_config(max_trials=2), frame, out_dir=tmp_path, verbose=0)
     columns = ["trial", "data.lookback", "model.units", "fold_1_val_loss", "fold_2_val_loss"]
     pd.testing.assert_frame_equal(again.trials[columns], random_search.trials[columns].head(2))

@@ -147,6 +147,9 @@ class CVTuner(_base_tuner_class()):
             # No fold checkpoints: a shared `backup_dir` would mix trials, and the oracle already
             # reruns an interrupted trial from the start.
             run_config = config.replace(**{"training.backup_dir": None})
+            if run_config.training.fold_workers == "auto":
+                # hundreds of fits in one process: fit in workers so memory stays flat
+                run_config = run_config.replace(**{"training.fold_workers": "always"})
             cv = cross_validate(
                 run_config,
                 self.prepared.data,

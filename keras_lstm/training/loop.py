@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -328,7 +329,9 @@ def cross_validate(
     restored) and `ReduceLROnPlateau` on the fold's validation windows. The held-out test part
     is never touched. A finished fold is recorded under `training.backup_dir` (default
     `OUT/backup`), so a killed run started again skips it; an unfinished fit resumes from its
-    last finished epoch (Keras `BackupAndRestore`).
+    last finished epoch (Keras `BackupAndRestore`). With `training.fold_workers: always` the
+    folds are fitted in short-lived worker processes (see `keras_lstm.workers`), which
+    keeps this process's memory flat however many folds it runs; the results are the same.
 
     Args:
         config: a `Config`, a dict or a path to a YAML/JSON config.
@@ -353,53 +356,85 @@ def cross_validate(
 
     config = load_config(config)
     prepared = prepared or prepare(config, data, first_target)
+    if prepared.config != config:
+        prepared = dataclasses.replace(prepared, config=config)
     out_dir = Path(out_dir) if out_dir else None
     backup_dir = config.training.backup_dir or (str(out_dir / "backup") if out_dir else None)
     fingerprint = _fingerprint(config)
-    results = []
-    for index, fold in enumerate(prepared.plan.folds):
-        done = Path(backup_dir, f"fold-{index}.json") if backup_dir else None
+    count = len(prepared.plan.folds)
+    results: dict[int, FoldResult] = {}
+    for index in range(count):
+        done = _done_file(backup_dir, index)
         if done and done.is_file():
             saved = json.loads(done.read_text())
             if saved.get("fingerprint") == fingerprint:
-                results.append(FoldResult(**saved["result"]))
-                _say(verbose, f"fold {index + 1}/{len(prepared.plan.folds)}: done earlier")
-                continue
+                results[index] = FoldResult(**saved["result"])
+                _say(verbose, f"fold {index + 1}/{count}: done earlier")
+    todo = [index for index in range(count) if index not in results]
+    if todo and config.training.fold_workers == "always":
+        from keras_lstm.workers import fit_folds_in_workers
+
+        fitted = fit_folds_in_workers(prepared, todo, out_dir=out_dir, verbose=verbose)
+    else:
+        fitted = [fit_fold(prepared, index, out_dir=out_dir, verbose=verbose) for index in todo]
         keras.backend.clear_session()
-        seed_everything(None if config.seed is None else config.seed + index)
-        _say(
-            verbose,
-            f"fold {index + 1}/{len(prepared.plan.folds)}: {len(fold.train)} training windows, "
-            f"{len(fold.validation)} validation windows",
-        )
-        fold_data = prepared.fold_data(fold)
-        model, history = train_model(
-            prepared,
-            fold,
-            fold_data,
-            epochs=config.training.epochs,
-            validation=True,
-            tag=f"fold-{index}",
-            out_dir=out_dir,
-            verbose=verbose,
-        )
-        scored = evaluate(prepared, fold, fold_data, model)
-        result = FoldResult(
-            index=index,
-            metrics=scored["metrics"],
-            baselines=scored["baselines"],
-            val_loss=scored["val_loss"],
-            best_epoch=_best_epoch(history),
-            epochs_run=len(history.get("loss", [])),
-            history=history,
-        )
-        results.append(result)
-        if done:
-            atomic_write_text(
-                done, json.dumps({"fingerprint": fingerprint, "result": asdict(result)})
-            )
+    results.update((result.index, result) for result in fitted)
+    return CVResult([results[index] for index in range(count)])
+
+
+def _done_file(backup_dir: str | None, index: int) -> Path | None:
+    return Path(backup_dir, f"fold-{index}.json") if backup_dir else None
+
+
+def fit_fold(prepared: Prepared, index: int, *, out_dir=None, verbose="auto") -> FoldResult:
+    """Fit and score fold `index` of `prepared`'s plan, in this process.
+
+    The fold is seeded with `seed + index` (the same result whichever process fits it), and a
+    finished fold is recorded under the backup folder so a restarted run skips it.
+
+    Example:
+        >>> result = fit_fold(prepare(config, frame), 0)  # doctest: +SKIP
+        >>> result.val_loss, result.metrics["rmse"]  # doctest: +SKIP
+    """
+    import keras
+
+    config = prepared.config
+    out_dir = Path(out_dir) if out_dir else None
+    backup_dir = config.training.backup_dir or (str(out_dir / "backup") if out_dir else None)
+    fold = prepared.plan.folds[index]
     keras.backend.clear_session()
-    return CVResult(results)
+    seed_everything(None if config.seed is None else config.seed + index)
+    _say(
+        verbose,
+        f"fold {index + 1}/{len(prepared.plan.folds)}: {len(fold.train)} training windows, "
+        f"{len(fold.validation)} validation windows",
+    )
+    fold_data = prepared.fold_data(fold)
+    model, history = train_model(
+        prepared,
+        fold,
+        fold_data,
+        epochs=config.training.epochs,
+        validation=True,
+        tag=f"fold-{index}",
+        out_dir=out_dir,
+        verbose=verbose,
+    )
+    scored = evaluate(prepared, fold, fold_data, model)
+    result = FoldResult(
+        index=index,
+        metrics=scored["metrics"],
+        baselines=scored["baselines"],
+        val_loss=scored["val_loss"],
+        best_epoch=_best_epoch(history),
+        epochs_run=len(history.get("loss", [])),
+        history=history,
+    )
+    done = _done_file(backup_dir, index)
+    if done:
+        payload = {"fingerprint": _fingerprint(config), "result": asdict(result)}
+        atomic_write_text(done, json.dumps(payload))
+    return result
 
 
 def _say(verbose, message: str) -> None:

@@ -1,0 +1,162 @@
+"""Fitting folds in short-lived worker processes, so memory stays flat over many fits.
+
+TensorFlow 2.21 keeps about 20 MiB for every model fitted in a process (the traced training
+functions stay registered; `keras.backend.clear_session()` and `gc.collect()` do not free
+them: tensorflow#61791, keras#17458). A tuner fits hundreds of models in one process, so its
+memory would grow without bound. With `training.fold_workers: always` (the default during
+tuning), `cross_validate` hands its folds to a fresh Python process instead, at most
+`FOLDS_PER_WORKER` folds each; the memory goes back to the system when the worker exits.
+
+The worker is started as `python -m keras_lstm.workers TASK_DIR`, never by forking
+(a forked TensorFlow process can deadlock) nor by re-importing the caller's `__main__` (so a
+script without an `if __name__ == "__main__":` guard still works). The task (the prepared data
+and the fold numbers) is pickled by this process into a private temporary folder that only
+the worker reads; the worker answers in JSON. Every fold is seeded as in-process fitting is,
+so the results are the same, and a finished fold is recorded for resume either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from keras_lstm import errors
+from keras_lstm.config import atomic_write_text
+from keras_lstm.errors import WorkerError
+
+FOLDS_PER_WORKER = 5
+TASK_FILE = "task.pickle"
+RESULT_FILE = "result.json"
+
+
+def fit_folds_in_workers(prepared, indices, *, out_dir=None, verbose="auto") -> list:
+    """Fit folds `indices` of `prepared` in fresh worker processes, `FOLDS_PER_WORKER` each.
+
+    Returns the `FoldResult`s in the order of `indices`. An error a user can fix (a
+    `KerasLSTMError` subclass) is raised again here with its class and message; anything
+    else becomes a `WorkerError` (the worker prints the traceback on stderr).
+
+    Example:
+        >>> results = fit_folds_in_workers(prepare(config, frame), [0, 1, 2])  # doctest: +SKIP
+    """
+    indices = list(indices)
+    results = []
+    for start in range(0, len(indices), FOLDS_PER_WORKER):
+        chunk = indices[start : start + FOLDS_PER_WORKER]
+        results.extend(_run_worker(prepared, chunk, out_dir, verbose))
+    return results
+
+
+def _worker_env() -> dict:
+    env = dict(os.environ)
+    # the worker imports keras_lstm from wherever this process did (a source tree included)
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def _command(folder: str) -> list[str]:
+    return [sys.executable, "-m", "keras_lstm.workers", folder]
+
+
+def _run_worker(prepared, indices, out_dir, verbose) -> list:
+    from keras_lstm.training.loop import FoldResult
+
+    with tempfile.TemporaryDirectory(prefix="keras-lstm-worker-") as folder:
+        task = {
+            "prepared": prepared,
+            "indices": indices,
+            "out_dir": None if out_dir is None else str(out_dir),
+            "verbose": verbose,
+            "parent": os.getpid(),
+        }
+        with open(Path(folder, TASK_FILE), "wb") as handle:
+            pickle.dump(task, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        code = subprocess.run(_command(folder), env=_worker_env(), check=False).returncode
+        answer_path = Path(folder, RESULT_FILE)
+        if not answer_path.is_file():
+            raise WorkerError(
+                f"the worker process fitting folds {indices} exited with code {code} before "
+                "it finished (killed, or out of memory?). Finished folds are kept when the run "
+                "has an output folder: run the same command again to resume, or set "
+                "`training.fold_workers: never` to fit in this process."
+            )
+        answer = json.loads(answer_path.read_text())
+    if "error" in answer:
+        raise _error_from(answer["error"])
+    return [FoldResult(**result) for result in answer["results"]]
+
+
+def _error_from(error: dict) -> Exception:
+    """The exception to raise here for a worker's `{"type", "message"}` answer."""
+    cls = getattr(errors, error["type"], None)
+    if isinstance(cls, type) and issubclass(cls, errors.KerasLSTMError):
+        return cls(error["message"])
+    return WorkerError(f"a worker process failed: {error['type']}: {error['message']}")
+
+
+def _watch_parent(parent: int) -> bool:
+    """Exit when the process that started this worker is gone (killed with -9, say).
+
+    Returns False at once if it is gone already."""
+    if os.getppid() != parent:
+        return False
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                os._exit(3)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, daemon=True, name="keras-lstm-parent-watch").start()
+    return True
+
+
+def main(argv=None) -> int:
+    """Entry point of a worker process: `python -m keras_lstm.workers TASK_DIR`."""
+    folder = Path((argv or sys.argv[1:])[0])
+    # start-up notices of TensorFlow's C++ runtime, once per worker, unless asked for
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":
+        from keras_lstm.cli import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+    task_path = folder / TASK_FILE
+    with open(task_path, "rb") as handle:
+        task = pickle.load(handle)  # written a moment ago by our parent, in a private folder
+    task_path.unlink()  # the data does not outlive the worker, even if the parent was killed
+    if not _watch_parent(task["parent"]):
+        return 3
+    try:
+        from keras_lstm.training.loop import fit_fold
+
+        results = [
+            asdict(
+                fit_fold(
+                    task["prepared"], index, out_dir=task["out_dir"], verbose=task["verbose"]
+                )
+            )
+            for index in task["indices"]
+        ]
+        answer = {"results": results}
+        code = 0
+    except Exception as err:  # reported to the parent, which raises it again
+        if not isinstance(err, errors.KerasLSTMError):
+            traceback.print_exc()
+        answer = {"error": {"type": type(err).__name__, "message": str(err)}}
+        code = 2 if isinstance(err, errors.KerasLSTMError) else 1
+    atomic_write_text(folder / RESULT_FILE, json.dumps(answer))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Folds fitted in worker processes (`training.fold_workers`): same results, nothing kept here."""
+
+import json
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from tensorflow.python.eager import context
+
+from keras_lstm import workers
+from keras_lstm.config import load_config
+from keras_lstm.errors import ConfigError, DataError, WorkerError
+from keras_lstm.training import cross_validate, prepare
+
+TINY = {
+    "seed": 5,
+    "data": {"targets": ["y"], "lookback": 8, "test_size": 0.2},
+    "model": {"units": [4], "dropout": 0.0},
+    "training": {"epochs": 2, "cv_splits": 3, "batch_size": 32},
+}
+
+
+def _frame(n=300):
+    rng = np.random.default_rng(1)
+    t = np.arange(n)
+    return pd.DataFrame(
+        {"y": np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n), "x": rng.random(n)}
+    )
+
+
+def _functions() -> int:
+    """Traced functions TensorFlow holds in this process (what grows with every fitted model)."""
+    return len(context.context().list_function_names())
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """Worker task folders go under tmp_path, so a test can check nothing is left behind."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_workers_give_the_in_process_results_and_keep_nothing_here(private_tmp, tmp_path):
+    frame = _frame()
+    here = load_config(TINY)
+    away = here.replace(**{"training.fold_workers": "always"})
+    expected = cross_validate(here, frame, verbose=0)
+    before = _functions()
+    got = cross_validate(away, frame, verbose=0, out_dir=tmp_path / "run")
+    assert _functions() == before  # no model was traced in this process
+    assert [f.index for f in got.folds] == [0, 1, 2]
+    assert [f.val_loss for f in got.folds] == [f.val_loss for f in expected.folds]
+    assert [f.metrics for f in got.folds] == [f.metrics for f in expected.folds]
+    assert [f.history for f in got.folds] == [f.history for f in expected.folds]
+    # finished folds are recorded for resume, by the worker, and nothing is left in tmp
+    assert sorted(p.name for p in (tmp_path / "run" / "backup").glob("fold-*.json")) == [
+        "fold-0.json",
+        "fold-1.json",
+        "fold-2.json",
+    ]
+    assert list(private_tmp.iterdir()) == []
+    # a second run resumes from the records: no worker is started at all
+    calls = []
+    real_run = workers.subprocess.run
+    workers.subprocess.run = lambda *a, **k: calls.append(a) or real_run(*a, **k)
+    try:
+        again = cross_validate(away, frame, verbose=0, out_dir=tmp_path / "run")
+    finally:
+        workers.subprocess.run = real_run
+    assert calls == []
+    assert [f.val_loss for f in again.folds] == [f.val_loss for f in got.folds]
+
+
+def test_each_worker_fits_at_most_folds_per_worker(monkeypatch, private_tmp):
+    prepared = prepare(load_config(TINY), _frame())
+    monkeypatch.setattr(workers, "FOLDS_PER_WORKER", 2)
+    started = []
+    real_run = subprocess.run
+
+    def counting_run(command, **kwargs):
+        started.append(command)
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(workers.subprocess, "run", counting_run)
+    results = workers.fit_folds_in_workers(prepared, [2, 0, 1], verbose=0)
+    assert len(started) == 2  # folds [2, 0] then [1]
+    assert [r.index for r in results] == [2, 0, 1]
+
+
+def test_a_killed_worker_is_a_clear_error(monkeypatch, private_tmp):
+    prepared = prepare(load_config(TINY), _frame())
+    monkeypatch.setattr(
+        workers, "_command", lambda folder: [sys.executable, "-c", "import sys; sys.exit(9)"]
+    )
+    with pytest.raises(WorkerError, match=r"folds \[0, 1\] exited with code 9.*fold_workers"):
+        workers.fit_folds_in_workers(prepared, [0, 1], verbose=0)
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        ({"type": "DataError", "message": "column 'y' is constant"}, DataError),
+        ({"type": "ConfigError", "message": "training.epochs"}, ConfigError),
+        ({"type": "ResourceExhaustedError", "message": "OOM"}, WorkerError),
+        ({"type": "Exception", "message": "odd"}, WorkerError),  # not ours: never re-raised as is
+    ],
+)
+def test_worker_errors_come_back_as_the_projects_own(error, expected):
+    raised = workers._error_from(error)
+    assert type(raised) is expected
+    assert error["message"] in str(raised)
+
+
+def test_an_error_in_a_worker_reaches_the_caller(private_tmp):
+    # an unexpected error inside the worker comes back as a WorkerError that names it
+    prepared = prepare(load_config(TINY), _frame())
+    with pytest.raises(WorkerError, match="IndexError"):
+        workers.fit_folds_in_workers(prepared, [7], verbose=0)  # there is no fold 7
+
+
+def test_a_worker_whose_parent_is_gone_exits(tmp_path):
+    folder = tmp_path / "task"
+    folder.mkdir()
+    with open(folder / workers.TASK_FILE, "wb") as handle:
+        import pickle
+
+        pickle.dump({"parent": -1, "prepared": None, "indices": [], "out_dir": None}, handle)
+    env = workers._worker_env()
+    done = subprocess.run(workers._command(str(folder)), env=env, timeout=120, check=False)
+    assert done.returncode == 3
+    assert not (folder / workers.TASK_FILE).exists()  # the pickled data is removed at once
+    assert not (folder / workers.RESULT_FILE).exists()
+
+
+def test_fold_workers_is_validated():
+    with pytest.raises(ConfigError, match="training.fold_workers.*'always'"):
+        load_config({**TINY, "training": {**TINY["training"], "fold_workers": "alway"}})
+    assert load_config(TINY).training.fold_workers == "auto"
+    assert json.loads(json.dumps(load_config(TINY).to_dict()))["training"]["fold_workers"] == "auto"
