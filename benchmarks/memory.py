@@ -97,9 +97,10 @@ def main(argv=None):
         rows = results[mode]["rows"]
         first, last = rows[0], rows[-1]
         per_fold = (last["total"] - first["total"]) / max(1, last["folds"] - first["folds"])
+        ratio = last["total"] / first["total"]
         print(
             f"fold_workers={mode}: {first['total']:.0f} MiB after {first['folds']} folds, "
-            f"{last['total']:.0f} MiB after {last['folds']} ({last['total'] / first['total']:.2f}x; "
+            f"{last['total']:.0f} MiB after {last['folds']} ({ratio:.2f}x; "
             f"goal <= 1.10x), {per_fold:+.1f} MiB per fold; "
             f"this process {first['own']:.0f} -> {last['own']:.0f} MiB; "
             f"{results[mode]['seconds']:.0f} s"

@@ -141,9 +141,7 @@ def main(argv=None) -> int:
 
         results = [
             asdict(
-                fit_fold(
-                    task["prepared"], index, out_dir=task["out_dir"], verbose=task["verbose"]
-                )
+                fit_fold(task["prepared"], index, out_dir=task["out_dir"], verbose=task["verbose"])
             )
             for index in task["indices"]
         ]
