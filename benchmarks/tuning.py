@@ -5,7 +5,9 @@ weather data shipped with the package (forecast tomorrow's `temp_max`), 3 walk-f
 a few epochs per fold. Measures:
 
 - `single`: trials per hour of one process (one TensorFlow thread), and its resident memory
-  (RSS, from /proc) after trial 1 and after the last trial, with the peak (VmHWM);
+  (RSS, from /proc) after trial 1 and after the last trial, with the peak (VmHWM), beside the
+  largest fold worker's peak RSS (`RUSAGE_CHILDREN`; trials fit in worker processes by
+  default, `training.fold_workers: auto`); `--fold-workers never` fits in the process itself;
 - `distributed`: trials per hour of a chief with two workers on this machine (one thread each),
   all started by this script as `keras-lstm tune --chief/--worker` processes.
 
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT / "keras_lstm" / "datasets" / "seattle_weather.csv"
 
 
-def bench_config(trials: int, epochs: int) -> dict:
+def bench_config(trials: int, epochs: int, fold_workers: str = "auto") -> dict:
     return {
         "seed": 7,
         "data": {
@@ -44,7 +46,12 @@ def bench_config(trials: int, epochs: int) -> dict:
             "lookback": 14,
         },
         "model": {"units": [16], "dropout": 0.0},
-        "training": {"epochs": epochs, "cv_splits": 3, "batch_size": 64},
+        "training": {
+            "epochs": epochs,
+            "cv_splits": 3,
+            "batch_size": 64,
+            "fold_workers": fold_workers,
+        },
         "tuning": {
             "algorithm": "random",
             "max_trials": trials,
@@ -67,7 +74,13 @@ def _memory_kib() -> dict:
     return fields
 
 
-def single(trials: int, epochs: int, out: Path) -> dict:
+def _workers_peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def single(trials: int, epochs: int, out: Path, fold_workers: str = "auto") -> dict:
     """One process, one thread: trials per hour and RSS after each trial."""
     from tuning.cli import one_thread
 
@@ -80,12 +93,13 @@ def single(trials: int, epochs: int, out: Path) -> dict:
 
     def measured(*args, **kwargs):
         result = real(*args, **kwargs)
-        memory.append(_memory_kib())
+        memory.append({**_memory_kib(), "workers_mib": _workers_peak_mib()})
         return result
 
     keras_lstm.training.cross_validate = measured
     started = time.perf_counter()
-    result = tune(bench_config(trials, epochs), out_dir=out, overwrite=True, verbose=0)
+    config = bench_config(trials, epochs, fold_workers)
+    result = tune(config, out_dir=out, overwrite=True, verbose=0)
     seconds = time.perf_counter() - started
     keras_lstm.training.cross_validate = real
     completed = int((result.trials["status"] == "COMPLETED").sum())
@@ -97,6 +111,8 @@ def single(trials: int, epochs: int, out: Path) -> dict:
         "rss_mib_after_last_trial": round(memory[-1]["VmRSS"] / 1024, 1),
         "peak_rss_mib_after_trial_1": round(memory[0]["VmHWM"] / 1024, 1),
         "peak_rss_mib_after_last_trial": round(memory[-1]["VmHWM"] / 1024, 1),
+        "largest_worker_peak_mib_after_trial_1": round(memory[0]["workers_mib"], 1),
+        "largest_worker_peak_mib_after_last_trial": round(memory[-1]["workers_mib"], 1),
         "rss_growth_percent": round(
             100 * (memory[-1]["VmRSS"] - memory[0]["VmRSS"]) / memory[0]["VmRSS"], 1
         ),
@@ -157,6 +173,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--mode", choices=["single", "distributed", "both"], default="both")
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--fold-workers", choices=["auto", "never"], default="auto")
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="tuning-bench-"))
     report = {"trials": args.trials, "epochs": args.epochs, "cpus": os.cpu_count()}
@@ -164,7 +181,7 @@ def main() -> None:
         report["distributed"] = distributed(args.trials, args.epochs, root / "distributed")
         print(json.dumps(report["distributed"]), flush=True)
     if args.mode in ("single", "both"):
-        report["single"] = single(args.trials, args.epochs, root / "single")
+        report["single"] = single(args.trials, args.epochs, root / "single", args.fold_workers)
     print(json.dumps(report, indent=2))
 
 

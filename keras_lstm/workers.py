@@ -65,6 +65,27 @@ def _worker_env() -> dict:
     return env
 
 
+def _threads() -> tuple[int, int]:
+    """This process's TensorFlow (intra-op, inter-op) thread counts (0: TensorFlow's choice),
+    so a worker of a one-thread tuning process uses one thread too."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return (0, 0)
+    threading_config = tf.config.threading
+    return (
+        threading_config.get_intra_op_parallelism_threads(),
+        threading_config.get_inter_op_parallelism_threads(),
+    )
+
+
+def _set_threads(threads) -> None:
+    if any(threads):
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(threads[1])
+
+
 def _command(folder: str) -> list[str]:
     return [sys.executable, "-m", "keras_lstm.workers", folder]
 
@@ -79,6 +100,7 @@ def _run_worker(prepared, indices, out_dir, verbose) -> list:
             "out_dir": None if out_dir is None else str(out_dir),
             "verbose": verbose,
             "parent": os.getpid(),
+            "threads": _threads(),
         }
         with open(Path(folder, TASK_FILE), "wb") as handle:
             pickle.dump(task, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -136,6 +158,7 @@ def main(argv=None) -> int:
     task_path.unlink()  # the data does not outlive the worker, even if the parent was killed
     if not _watch_parent(task["parent"]):
         return 3
+    _set_threads(task.get("threads", (0, 0)))
     try:
         from keras_lstm.training.loop import fit_fold
 

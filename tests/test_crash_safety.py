@@ -36,6 +36,20 @@ def _wait_for(condition, process, timeout=300):
     return False
 
 
+def _fold_workers(cwd: Path) -> list[str]:
+    """Process ids of fold workers (`python -m keras_lstm.workers`) running in `cwd`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            command = Path("/proc", pid, "cmdline").read_bytes()
+            where = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:  # not a process, gone, or not ours
+            continue
+        if b"keras_lstm.workers" in command and where == cwd:
+            found.append(pid)
+    return found
+
+
 @pytest.fixture
 def project(tmp_path):
     rng = np.random.default_rng(0)
@@ -103,6 +117,11 @@ def test_killed_search_keeps_every_finished_trial(project):
     assert _wait_for(lambda: len(finished_trials()) >= 1, first), first.communicate()[1][-2000:]
     first.send_signal(signal.SIGKILL)
     first.wait()
+    if os.path.isdir("/proc"):  # the trial's fold worker, orphaned, stops too
+        deadline = time.monotonic() + 30
+        while _fold_workers(project.resolve()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _fold_workers(project.resolve()) == []
     done = {}
     for path in search.rglob("trial.json"):
         state = json.loads(path.read_text())
