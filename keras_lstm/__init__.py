@@ -9,7 +9,14 @@ Example:
 """
 
 from keras_lstm.config import Config, load_config
-from keras_lstm.errors import BundleError, ConfigError, DataError, ExportError, KerasLSTMError
+from keras_lstm.errors import (
+    BundleError,
+    ConfigError,
+    DataError,
+    ExportError,
+    KerasLSTMError,
+    WorkerError,
+)
 
 __version__ = "0.1.0"
 
@@ -39,6 +46,7 @@ __all__ = [
     "DataError",
     "ExportError",
     "KerasLSTMError",
+    "WorkerError",
     "build_model",
     "cross_validate",
     "fit",
