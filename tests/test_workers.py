@@ -143,3 +143,65 @@ def test_fold_workers_is_validated():
         load_config({**TINY, "training": {**TINY["training"], "fold_workers": "alway"}})
     assert load_config(TINY).training.fold_workers == "auto"
     assert json.loads(json.dumps(load_config(TINY).to_dict()))["training"]["fold_workers"] == "auto"
+
+
+def _recordings(n=24):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        cls = i % 2
+        x = np.sin(np.arange(int(rng.integers(5, 10))) * (cls + 1) / 2)
+        rows += [{"rec": f"r{i}", "x": v, "g": "ab"[cls]} for v in x]
+    return pd.DataFrame(rows)
+
+
+def _meters():
+    rng = np.random.default_rng(0)
+    return pd.concat(
+        [
+            pd.DataFrame({"meter": f"m{m}", "load": m * 10 + rng.standard_normal(80)})
+            for m in range(3)
+        ],
+        ignore_index=True,
+    )
+
+
+TASKS = {
+    "sequences": (
+        {
+            "task": "classification",
+            "data": {"series_id": "rec", "label": "g"},
+            "model": {"units": [4], "bidirectional": True},
+        },
+        _recordings,
+    ),
+    "text": (
+        {
+            "task": "classification",
+            "data": {"features": ["text"], "targets": ["label"], "lookback": 4},
+            "model": {"units": [4], "embedding": {"vocab_size": 20, "dim": 4}},
+        },
+        lambda: pd.DataFrame({"text": ["good fine", "bad poor"] * 16, "label": ["p", "n"] * 16}),
+    ),
+    "many series": (
+        {
+            "data": {"series_id": "meter", "targets": ["load"], "lookback": 5},
+            "model": {"units": [4]},
+        },
+        _meters,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(TASKS))
+def test_every_kind_of_task_fits_the_same_in_a_worker(kind, private_tmp):
+    raw, make = TASKS[kind]
+    frame = make()
+    config = load_config({"seed": 2, **raw, "training": {"epochs": 1, "cv_splits": 2}})
+    prepared = prepare(config, frame)
+    here = cross_validate(config, verbose=0, prepared=prepared)
+    away = cross_validate(
+        config.replace(**{"training.fold_workers": "always"}), verbose=0, prepared=prepared
+    )
+    assert [f.val_loss for f in away.folds] == [f.val_loss for f in here.folds]
+    assert [f.metrics for f in away.folds] == [f.metrics for f in here.folds]
