@@ -87,6 +87,11 @@ def _set_threads(threads) -> None:
 
 
 def _command(folder: str) -> list[str]:
+    if not sys.executable:  # some embedded interpreters do not know their own program
+        raise WorkerError(
+            "cannot start a fold worker: this Python does not know its executable "
+            "(sys.executable is empty). Set `training.fold_workers: never`."
+        )
     return [sys.executable, "-m", "keras_lstm.workers", folder]
 
 

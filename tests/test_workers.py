@@ -205,3 +205,11 @@ def test_every_kind_of_task_fits_the_same_in_a_worker(kind, private_tmp):
     )
     assert [f.val_loss for f in away.folds] == [f.val_loss for f in here.folds]
     assert [f.metrics for f in away.folds] == [f.metrics for f in here.folds]
+
+
+def test_no_python_executable_is_a_clear_error(monkeypatch, private_tmp):
+    prepared = prepare(load_config(TINY), _frame())
+    monkeypatch.setattr(workers.sys, "executable", "")
+    with pytest.raises(WorkerError, match="sys.executable.*fold_workers: never"):
+        workers.fit_folds_in_workers(prepared, [0], verbose=0)
+    assert list(private_tmp.iterdir()) == []
