@@ -45,14 +45,26 @@ def private_tmp(tmp_path, monkeypatch):
     return folder
 
 
-def test_workers_give_the_in_process_results_and_keep_nothing_here(private_tmp, tmp_path):
+def test_workers_give_the_in_process_results_and_keep_nothing_here(
+    private_tmp, tmp_path, monkeypatch
+):
     frame = _frame()
     here = load_config(TINY)
     away = here.replace(**{"training.fold_workers": "always"})
     expected = cross_validate(here, frame, verbose=0)
+    monkeypatch.setattr(workers, "FOLDS_PER_WORKER", 2)
+    started = []
+    real_run = subprocess.run
+
+    def counting_run(command, **kwargs):
+        started.append(command)
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(workers.subprocess, "run", counting_run)
     before = _functions()
     got = cross_validate(away, frame, verbose=0, out_dir=tmp_path / "run")
     assert _functions() == before  # no model was traced in this process
+    assert len(started) == 2  # folds [0, 1], then [2]: at most FOLDS_PER_WORKER each
     assert [f.index for f in got.folds] == [0, 1, 2]
     assert [f.val_loss for f in got.folds] == [f.val_loss for f in expected.folds]
     assert [f.metrics for f in got.folds] == [f.metrics for f in expected.folds]
@@ -65,31 +77,10 @@ def test_workers_give_the_in_process_results_and_keep_nothing_here(private_tmp, 
     ]
     assert list(private_tmp.iterdir()) == []
     # a second run resumes from the records: no worker is started at all
-    calls = []
-    real_run = workers.subprocess.run
-    workers.subprocess.run = lambda *a, **k: calls.append(a) or real_run(*a, **k)
-    try:
-        again = cross_validate(away, frame, verbose=0, out_dir=tmp_path / "run")
-    finally:
-        workers.subprocess.run = real_run
-    assert calls == []
+    started.clear()
+    again = cross_validate(away, frame, verbose=0, out_dir=tmp_path / "run")
+    assert started == []
     assert [f.val_loss for f in again.folds] == [f.val_loss for f in got.folds]
-
-
-def test_each_worker_fits_at_most_folds_per_worker(monkeypatch, private_tmp):
-    prepared = prepare(load_config(TINY), _frame())
-    monkeypatch.setattr(workers, "FOLDS_PER_WORKER", 2)
-    started = []
-    real_run = subprocess.run
-
-    def counting_run(command, **kwargs):
-        started.append(command)
-        return real_run(command, **kwargs)
-
-    monkeypatch.setattr(workers.subprocess, "run", counting_run)
-    results = workers.fit_folds_in_workers(prepared, [2, 0, 1], verbose=0)
-    assert len(started) == 2  # folds [2, 0] then [1]
-    assert [r.index for r in results] == [2, 0, 1]
 
 
 def test_a_killed_worker_is_a_clear_error(monkeypatch, private_tmp):
@@ -155,17 +146,6 @@ def _recordings(n=24):
     return pd.DataFrame(rows)
 
 
-def _meters():
-    rng = np.random.default_rng(0)
-    return pd.concat(
-        [
-            pd.DataFrame({"meter": f"m{m}", "load": m * 10 + rng.standard_normal(80)})
-            for m in range(3)
-        ],
-        ignore_index=True,
-    )
-
-
 TASKS = {
     "sequences": (
         {
@@ -182,13 +162,6 @@ TASKS = {
             "model": {"units": [4], "embedding": {"vocab_size": 20, "dim": 4}},
         },
         lambda: pd.DataFrame({"text": ["good fine", "bad poor"] * 16, "label": ["p", "n"] * 16}),
-    ),
-    "many series": (
-        {
-            "data": {"series_id": "meter", "targets": ["load"], "lookback": 5},
-            "model": {"units": [4]},
-        },
-        _meters,
     ),
 }
 
