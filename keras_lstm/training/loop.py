@@ -102,7 +102,7 @@ def _callbacks(config: Config, validation: bool, tag: str, out_dir: Path | None)
                 restore_best_weights=True,
             )
         )
-    backup_dir = training.backup_dir or (str(out_dir / "backup") if out_dir else None)
+    backup_dir = _backup_dir(config, out_dir)
     if backup_dir:
         # double_checkpoint: a run killed while writing a checkpoint restores the one before
         callbacks.append(
@@ -359,7 +359,7 @@ def cross_validate(
     if prepared.config != config:
         prepared = dataclasses.replace(prepared, config=config)
     out_dir = Path(out_dir) if out_dir else None
-    backup_dir = config.training.backup_dir or (str(out_dir / "backup") if out_dir else None)
+    backup_dir = _backup_dir(config, out_dir)
     fingerprint = _fingerprint(config)
     count = len(prepared.plan.folds)
     results: dict[int, FoldResult] = {}
@@ -382,6 +382,11 @@ def cross_validate(
     return CVResult([results[index] for index in range(count)])
 
 
+def _backup_dir(config: Config, out_dir: Path | None) -> str | None:
+    """`training.backup_dir`, else `OUT/backup`; None keeps nothing on disk."""
+    return config.training.backup_dir or (str(out_dir / "backup") if out_dir else None)
+
+
 def _done_file(backup_dir: str | None, index: int) -> Path | None:
     return Path(backup_dir, f"fold-{index}.json") if backup_dir else None
 
@@ -400,7 +405,6 @@ def fit_fold(prepared: Prepared, index: int, *, out_dir=None, verbose="auto") ->
 
     config = prepared.config
     out_dir = Path(out_dir) if out_dir else None
-    backup_dir = config.training.backup_dir or (str(out_dir / "backup") if out_dir else None)
     fold = prepared.plan.folds[index]
     keras.backend.clear_session()
     seed_everything(None if config.seed is None else config.seed + index)
@@ -430,7 +434,7 @@ def fit_fold(prepared: Prepared, index: int, *, out_dir=None, verbose="auto") ->
         epochs_run=len(history.get("loss", [])),
         history=history,
     )
-    done = _done_file(backup_dir, index)
+    done = _done_file(_backup_dir(config, out_dir), index)
     if done:
         payload = {"fingerprint": _fingerprint(config), "result": asdict(result)}
         atomic_write_text(done, json.dumps(payload))
