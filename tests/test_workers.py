@@ -19,7 +19,7 @@ TINY = {
     "seed": 5,
     "data": {"targets": ["y"], "lookback": 8, "test_size": 0.2},
     "model": {"units": [4], "dropout": 0.0},
-    "training": {"epochs": 2, "cv_splits": 3, "batch_size": 32},
+    "training": {"epochs": 1, "cv_splits": 3, "batch_size": 32},
 }
 
 
@@ -166,7 +166,11 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("kind", list(TASKS))
+@pytest.mark.parametrize(
+    "kind",
+    # text prepares like sequences (one sample per row) and takes 20 s more: slow-marked
+    ["sequences", pytest.param("text", marks=pytest.mark.slow)],
+)
 def test_every_kind_of_task_fits_the_same_in_a_worker(kind, private_tmp):
     raw, make = TASKS[kind]
     frame = make()
