@@ -27,6 +27,7 @@ from keras_lstm.config import Config, load_config
 from keras_lstm.data import Scaler, input_windows
 from keras_lstm.data.loading import load_features
 from keras_lstm.errors import BundleError, ConfigError, DataError
+from keras_lstm.normalization import WindowNormalized
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -430,7 +431,12 @@ class Bundle:
         except ConfigError as err:
             raise BundleError(f"{directory / CONFIG_FILE} is invalid: {err}") from None
         try:
-            model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
+            model = keras.models.load_model(
+                directory / MODEL_FILE,
+                safe_mode=True,
+                compile=False,
+                custom_objects={"WindowNormalized": WindowNormalized},
+            )
         except Exception as err:  # Keras raises ValueError, TypeError, OSError, zip errors...
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise BundleError(

@@ -29,7 +29,7 @@ import yaml
 from keras_lstm.errors import ConfigError
 
 TASKS = ("regression", "classification")
-SCALERS = ("standard", "minmax", "robust", "none")
+SCALERS = ("standard", "minmax", "robust", "none", "window")
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 CELLS = ("lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -137,7 +137,10 @@ class DataConfig:
         lookback: time steps in one input window (a text model: tokens kept per text).
         horizon: steps predicted at once (direct multi-step).
         stride: step between consecutive training windows.
-        scaler: `standard`, `minmax`, `robust` or `none`; fitted on training rows only.
+        scaler: `standard`, `minmax`, `robust` or `none`, fitted on training rows only; or
+            `window`: a standard scaler, then, inside the model, each input window centred on
+            its own last value and divided by its own spread, and the forecast mapped back, so
+            a trending series may leave the training range (series only).
         test_size: fraction (0-1) or row count of the held-out tail.
         test_path: a separate CSV holding the test data instead of the tail.
         season: seasonal period for the seasonal-naive baseline and MASE.

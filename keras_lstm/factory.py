@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from keras_lstm.config import TASKS, ModelConfig, TrainingConfig
 from keras_lstm.errors import ConfigError
+from keras_lstm.normalization import WindowNormalized
 
 
 def _check_shapes(config: ModelConfig, input_shape, output_shape, task):
@@ -55,6 +56,7 @@ def build_model(
     task: str = "regression",
     training: TrainingConfig | None = None,
     mask_value: float | None = None,
+    window_channels: Sequence[int] | None = None,
 ):
     """Build and compile a stacked recurrent `keras.Sequential`.
 
@@ -73,6 +75,10 @@ def build_model(
         training: the `training` section for the optimizer; default `TrainingConfig()`.
         mask_value: put a `Masking` layer first that skips time steps equal to this value
             (zero-padded variable-length sequences). Token inputs are not masked.
+        window_channels: wrap the whole stack in a `WindowNormalized` layer (`data.scaler:
+            window`): each window is centred on its last value and divided by its spread, and
+            the output (regression) is mapped back through the input channels listed here, one
+            per target. An empty tuple normalizes the inputs only (classification).
 
     Returns:
         A compiled `keras.Sequential`.
@@ -87,6 +93,11 @@ def build_model(
     """
     input_shape, output_shape = _check_shapes(model_config, input_shape, output_shape, task)
     training = training or TrainingConfig()
+    if window_channels is not None and (model_config.embedding or mask_value is not None):
+        raise ConfigError(
+            "Window normalization (`data.scaler: window`) applies to windows of numeric series; "
+            "token inputs and padded whole sequences cannot use it. Choose another `data.scaler`."
+        )
     import keras
     from keras import layers, regularizers
 
@@ -132,6 +143,14 @@ def build_model(
         stack.append(layers.Dense(output_shape[0], activation="softmax"))
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
 
+    if window_channels is not None:
+        if task == "regression" and len(window_channels) != output_shape[1]:
+            raise ConfigError(
+                f"`window_channels` needs one input channel per target ({output_shape[1]}). "
+                f"Received: window_channels={tuple(window_channels)}"
+            )
+        core = keras.Sequential(stack, name=f"{config.cell}_core")
+        stack = [keras.Input(shape=input_shape), WindowNormalized(core, tuple(window_channels))]
     model = keras.Sequential(stack, name=f"stacked_{config.cell}")
     optimizer = keras.optimizers.Adam(
         learning_rate=training.learning_rate, clipnorm=training.clipnorm or None

@@ -148,6 +148,7 @@ def train_model(
             config.task,
             training,
             mask_value=prepared.mask_value,
+            window_channels=prepared.window_channels,
         )
     seed = None if config.seed is None else config.seed + 1
     batches = WindowBatches(

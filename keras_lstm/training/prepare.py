@@ -123,6 +123,35 @@ class Prepared:
         return pd.Index(np.asarray(rows), name="sample")
 
     @property
+    def window_channels(self) -> tuple[int, ...] | None:
+        """With `data.scaler: window`, the input channel of each target (none for
+        classification, whose output is not mapped back); else None."""
+        if self.config.data.scaler != "window":
+            return None
+        if self.kind != "series":
+            raise ConfigError(
+                "`data.scaler: window` scales windows of a series by their own statistics; "
+                f"{self.kind} samples cannot use it. Choose `standard`, `minmax`, `robust` or "
+                "`none`."
+            )
+        if self.classes is not None:
+            return ()
+        names = self.table.feature_names
+        missing = [t for t in self.table.target_names if t not in names]
+        if missing:
+            raise ConfigError(
+                f"`data.scaler: window` maps the forecast back through each target's own input "
+                f"channel, but target {missing[0]!r} is not among `data.features` "
+                f"{list(names)}. Add it to the features or choose another `data.scaler`."
+            )
+        return tuple(names.index(t) for t in self.table.target_names)
+
+    @property
+    def scaler_kind(self) -> str:
+        """The scaler fitted on training rows: `standard` under window normalization."""
+        return "standard" if self.config.data.scaler == "window" else self.config.data.scaler
+
+    @property
     def mask_value(self) -> float | None:
         """The padding value a `Masking` layer must skip (whole sequences), else None."""
         return PAD_VALUE if self.kind == "sequences" else None
@@ -130,14 +159,14 @@ class Prepared:
     def _sample_targets(self, train) -> tuple[np.ndarray, Scaler | None]:
         if self.classes is not None:
             return self.labels.astype(np.float32), None
-        scaler = Scaler.fit(self.config.data.scaler, self.labels[train][:, None])
+        scaler = Scaler.fit(self.scaler_kind, self.labels[train][:, None])
         return scaler.transform(self.labels[:, None])[:, 0], scaler
 
     def fold_data(self, fold: Fold) -> FoldData:
         """Fit the preprocessing on `fold`'s training part only and build its samples."""
         if self.kind == "sequences":
             seqs = self.sequences.sequences
-            kind = self.config.data.scaler
+            kind = self.scaler_kind
             scaler = Scaler.fit(kind, np.concatenate([seqs[i] for i in fold.train]))
             inputs = pad([scaler.transform(s) for s in seqs])
             targets, target_scaler = self._sample_targets(fold.train)
@@ -150,7 +179,7 @@ class Prepared:
             targets, target_scaler = self._sample_targets(fold.train)
             return FoldData(SequenceData(inputs, targets), None, target_scaler, vocabulary)
         rows = fold.scaler_rows()
-        kind = self.config.data.scaler
+        kind = self.scaler_kind
         feature_scaler = Scaler.fit(kind, self.table.features[rows])
         if self.starts is not None and self.config.data.scale_per_series:
             return self._per_series_fold_data(rows, feature_scaler)
@@ -166,7 +195,7 @@ class Prepared:
     def _per_series_fold_data(self, rows, feature_scaler: Scaler) -> FoldData:
         """Scalers fitted on each series' own rows before the cut; a series with fewer than two
         such rows uses the scalers fitted on all series."""
-        kind, table = self.config.data.scaler, self.table
+        kind, table = self.scaler_kind, self.table
         target_scaler = Scaler.fit(kind, table.targets[rows])
         fit = np.zeros(len(table.features), bool)
         fit[rows] = True
@@ -378,6 +407,12 @@ def prepare(config: Config, data=None, first_target: int | None = None) -> Prepa
         ConfigError: settings that contradict each other.
         DataError: the data cannot be used.
     """
+    prepared = _prepare_any(config, data, first_target)
+    prepared.window_channels  # noqa: B018 - raises now for settings `window` cannot use
+    return prepared
+
+
+def _prepare_any(config: Config, data, first_target: int | None) -> Prepared:
     if config.model.embedding or config.data.label or isinstance(data, tuple):
         if config.data.label and not config.data.series_id and not isinstance(data, tuple):
             raise ConfigError(

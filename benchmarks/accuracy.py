@@ -1,0 +1,237 @@
+"""Forecast accuracy of keras-lstm's defaults on real series, beside naive baselines and
+Holt-Winters, side by side in one run.
+
+For every forecasting series of the development suite (`../shared/data/`, see its README) and
+the shipped Seattle weather, `keras_lstm.training.fit` runs with the defaults and only the
+settings a user must give (`path`, `time_column`, `targets`, `lookback`, `season`): walk-forward
+CV, refit, and the held-out last 20% predicted one step ahead from the true history. Its test
+RMSE and MASE are shown beside:
+
+- naive (the last value) and seasonal naive (one season back), from the same `metrics.json`;
+- Holt-Winters (`statsmodels` `ExponentialSmoothing`, damped additive trend, additive or
+  multiplicative season chosen by AIC), fitted on the rows before the test part, then run over
+  the test part with fixed parameters so each forecast also uses the true history.
+
+A multi-step row adds day-ahead electricity demand (48 half-hours at once, `taylor.csv`) against
+the seasonal naive of a week back.
+
+statsmodels is a benchmark-only dependency: `pip install -e ".[bench]"`.
+
+Run from the repository root:
+    python benchmarks/accuracy.py                      # every series, 3 seeds
+    python benchmarks/accuracy.py --series nile --seeds 1 --set data.scaler=standard
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from keras_lstm.config import load_config  # noqa: E402
+from keras_lstm.data import load_table  # noqa: E402
+from keras_lstm.data.splits import test_start_row  # noqa: E402
+from keras_lstm.quickstart import dataset_path  # noqa: E402
+from keras_lstm.training import fit  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# name: (file, time column, target, season, lookback, horizon, seasonal-naive season)
+SERIES = {
+    "wineind": ("wineind.csv", "date", "sales", 12, 24, 1, None),
+    "ausbeer": ("ausbeer.csv", "quarter", "megalitres", 4, 8, 1, None),
+    "macro_realgdp": ("macrodata.csv", "quarter", "realgdp", 4, 8, 1, None),
+    "elnino": ("elnino.csv", "date", "sst", 12, 24, 1, None),
+    "nile": ("nile.csv", "year", "volume", 1, 10, 1, None),
+    "taylor": ("taylor.csv", "time", "demand_mw", 48, 96, 1, None),
+    "seattle": (None, "date", "temp_max", 365, 14, 1, None),
+    "taylor_day_ahead": ("taylor.csv", "time", "demand_mw", 336, 96, 48, 336),
+}
+ONE_STEP = [name for name, spec in SERIES.items() if spec[5] == 1]
+
+
+def series_config(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
+    """The config a user would write: only path, time column, target, lookback and season."""
+    file, time_column, target, season, lookback, horizon, _ = SERIES[name]
+    path = str(dataset_path()) if file is None else str(data_dir / file)
+    raw = {
+        "seed": seed,
+        "data": {
+            "path": path,
+            "time_column": time_column,
+            "targets": [target],
+            "lookback": lookback,
+            "horizon": horizon,
+            "season": season,
+        },
+    }
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".", 1)
+        raw.setdefault(section, {})[key] = value
+    return raw
+
+
+def holt_winters(name: str, data_dir: Path) -> dict | None:
+    """One-step test RMSE and MAE of Holt-Winters with parameters fitted before the test part."""
+    file, time_column, target, season, lookback, horizon, _ = SERIES[name]
+    if horizon != 1:
+        return None
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    config = load_config(series_config(name, 0, data_dir, {}))
+    table = load_table(config.data.path, config.data)
+    y = table.targets[:, 0].astype(np.float64)
+    start = test_start_row(len(y), config.data)
+    season = season if 1 < season <= len(y[:start]) // 2 else None
+    if season and season > 100:  # a year of days: the weekly-free daily model is the fair one
+        season = None
+    kinds = ["add", "mul"] if season and (y > 0).all() else ["add"] if season else [None]
+    best = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for kind in kinds:
+            model = ExponentialSmoothing(
+                y[:start],
+                trend="add",
+                damped_trend=True,
+                seasonal=kind,
+                seasonal_periods=season,
+                initialization_method="estimated",
+            )
+            result = model.fit()
+            if best is None or result.aic < best[1].aic:
+                best = (kind, result)
+        kind, result = best
+        params = result.params
+        known = {
+            "initialization_method": "known",
+            "initial_level": params["initial_level"],
+            "initial_trend": params["initial_trend"],
+        }
+        if kind:
+            known["initial_seasonal"] = params["initial_seasons"]
+        full = ExponentialSmoothing(
+            y, trend="add", damped_trend=True, seasonal=kind, seasonal_periods=season, **known
+        ).fit(
+            smoothing_level=params["smoothing_level"],
+            smoothing_trend=params["smoothing_trend"],
+            smoothing_seasonal=params.get("smoothing_seasonal") if kind else None,
+            damping_trend=params["damping_trend"],
+            optimized=False,
+        )
+    pred = np.asarray(full.fittedvalues)[start:]
+    true = y[start:]
+    return {
+        "rmse": float(np.sqrt(np.mean((pred - true) ** 2))),
+        "mae": float(np.mean(np.abs(pred - true))),
+        "season": kind or "none",
+    }
+
+
+def run_one(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
+    config = load_config(series_config(name, seed, data_dir, overrides))
+    start = time.perf_counter()
+    bundle = fit(config, verbose=0)
+    seconds = time.perf_counter() - start
+    metrics = bundle.metrics
+    test = metrics["test"]
+    baselines = {key: value["test"] for key, value in metrics["baselines"].items()}
+    return {
+        "series": name,
+        "seed": seed,
+        "overrides": overrides,
+        "rmse": test["rmse"],
+        "mae": test["mae"],
+        "mase": test["mase"],
+        "naive_rmse": baselines["naive"]["rmse"],
+        "naive_mase": baselines["naive"]["mase"],
+        "snaive_rmse": baselines["seasonal_naive"]["rmse"],
+        "snaive_mase": baselines["seasonal_naive"]["mase"],
+        "cv_rmse": metrics["cv"]["mean"]["rmse"],
+        "refit_epochs": metrics.get("refit_epochs"),
+        "training": metrics.get("training"),
+        "seconds": seconds,
+    }
+
+
+def _parse_overrides(items) -> dict:
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def table(rows: list[dict], data_dir: Path, with_hw: bool = True) -> str:
+    """Markdown: per series the mean over seeds, the baselines and Holt-Winters."""
+    frame = pd.DataFrame(rows)
+    lines = [
+        "| series | keras-lstm RMSE | naive | seasonal naive | Holt-Winters | MASE | naive MASE "
+        "| s. naive MASE | RMSE / HW | wins | seconds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    ratios = []
+    for name, group in frame.groupby("series", sort=False):
+        mean = group.mean(numeric_only=True)
+        hw = holt_winters(name, data_dir) if with_hw else None
+        ratio = mean["rmse"] / hw["rmse"] if hw else math.nan
+        if hw:
+            ratios.append(ratio)
+        wins = mean["mase"] < mean["naive_mase"] and mean["mase"] < mean["snaive_mase"]
+        hw_cell = f"{hw['rmse']:.4g} ({hw['season']})" if hw else "-"
+        lines.append(
+            f"| {name} | {mean['rmse']:.4g} (± {group['rmse'].std(ddof=0):.2g}) "
+            f"| {mean['naive_rmse']:.4g} | {mean['snaive_rmse']:.4g} | {hw_cell} "
+            f"| {mean['mase']:.3f} | {mean['naive_mase']:.3f} | {mean['snaive_mase']:.3f} "
+            f"| {ratio:.3f} | {'yes' if wins else '**no**'} | {mean['seconds']:.0f} |"
+        )
+    if ratios:
+        geo = float(np.exp(np.mean(np.log(ratios))))
+        lines.append(f"\nGeometric mean of RMSE / Holt-Winters over one-step series: {geo:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", nargs="*", default=list(SERIES), choices=list(SERIES))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=SHARED, help="the development data folder")
+    parser.add_argument("--set", action="append", help="config override, e.g. data.scaler=window")
+    parser.add_argument("--jsonl", type=Path, help="append each run's figures to this file")
+    parser.add_argument("--no-hw", action="store_true", help="skip Holt-Winters")
+    args = parser.parse_args(argv)
+    overrides = _parse_overrides(args.set)
+    rows = []
+    for name in args.series:
+        for seed in range(args.seeds):
+            row = run_one(name, seed, args.data, overrides)
+            rows.append(row)
+            print(
+                f"{name} seed {seed}: rmse {row['rmse']:.4g} (naive {row['naive_rmse']:.4g}, "
+                f"seasonal naive {row['snaive_rmse']:.4g}) mase {row['mase']:.3f}, refit "
+                f"{row['refit_epochs']} epochs, {row['seconds']:.0f} s",
+                flush=True,
+            )
+            if args.jsonl:
+                with open(args.jsonl, "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+    print()
+    print(table(rows, args.data, with_hw=not args.no_hw))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
