@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lstm.errors import ExportError
+from tflite_export.forward import WINDOW_SCOPE
 
 MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
 
@@ -25,11 +26,22 @@ RECIPES = {
         "selective: int8 Conv/Dense/other ops calibrated on the representative windows, fused "
         "LSTMs kept in float32 (denylisted from quantization)"
     ),
+    "window-integer": (
+        "selective: window normalization and the output mapping kept in float32, so windows "
+        "outside the training range are exact; the core (LSTM, Conv, Dense) int8, calibrated "
+        "on the representative windows"
+    ),
+    "window-float-lstm": (
+        "selective: window normalization, the output mapping and the fused LSTMs kept in "
+        "float32; Conv/Dense int8"
+    ),
 }
 
 # Integer modes try these in order; `export` keeps the first whose parity meets
 # `INTEGER_TARGET`, else the most accurate.
 INTEGER_RECIPES = ("integer-lstm", "float-lstm")
+# A window-normalized model reads raw values: its input and output stay float32 in every mode.
+WINDOW_RECIPES = ("window-integer", "window-float-lstm")
 INTEGER_TARGET = 0.02
 
 
@@ -48,15 +60,32 @@ def _representative(windows: np.ndarray, dtype):
     return generate
 
 
-def recipes(mode: str) -> tuple[str, ...]:
-    """The recipes `export` tries for `mode`, in order."""
+def recipes(mode: str, window: bool = False) -> tuple[str, ...]:
+    """The recipes `export` tries for `mode`, in order (`window`: the model is window
+    normalized)."""
     if mode not in MODES:
         raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
-    return INTEGER_RECIPES if mode in ("int8", "int8-full") else (mode,)
+    if mode not in ("int8", "int8-full"):
+        return (mode,)
+    return WINDOW_RECIPES if window else INTEGER_RECIPES
+
+
+def _float_nodes(calibrated: bytes) -> list[str]:
+    """Tensors of the window normalization and the model output: kept float in int8 modes."""
+    from tflite_export.runtime import interpreter
+
+    lite = interpreter(calibrated)
+    names = [d["name"] for d in lite.get_tensor_details()]
+    outputs = [d["name"] for d in lite.get_output_details()]
+    return [n for n in names if n.startswith(WINDOW_SCOPE)] + outputs
 
 
 def convert(
-    function, mode: str, representative: np.ndarray | None = None, recipe: str | None = None
+    function,
+    mode: str,
+    representative: np.ndarray | None = None,
+    recipe: str | None = None,
+    window: bool = False,
 ) -> tuple[bytes, str]:
     """Convert the export `tf.function` to TFLite bytes with one of `mode`'s recipes.
 
@@ -64,7 +93,8 @@ def convert(
         function: the traced forward pass from `forward.build_forward`.
         mode: one of `float32`, `float16`, `dynamic`, `int8`, `int8-full`.
         representative: calibration windows `(n, lookback, features)`, needed for int8 modes.
-        recipe: one of `recipes(mode)`; default the first.
+        recipe: one of `recipes(mode, window)`; default the first.
+        window: the forward pass holds window normalization (`tflite_export.forward`).
 
     Returns:
         `(model_bytes, recipe_description)`.
@@ -72,14 +102,14 @@ def convert(
     Raises:
         ExportError: unknown mode, missing representative windows, or the converter failed.
     """
-    recipe = recipe or recipes(mode)[0]
-    if recipe not in recipes(mode):
+    recipe = recipe or recipes(mode, window)[0]
+    if recipe not in recipes(mode, window):
         raise ExportError(f"Recipe {recipe!r} does not apply to mode {mode!r}.")
     module = tf.Module()
     module.forward = function
     converter = _converter(function, module)
     spec = function.input_signature[0]
-    integer_io = mode == "int8-full"
+    integer_io = mode == "int8-full" and not window
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -116,6 +146,21 @@ def convert(
                 output_data_type=tf.int8 if integer_io else tf.float32,
                 denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM"],
             )
+        elif recipe in WINDOW_RECIPES:
+            from tensorflow.lite.python import convert as lite_convert
+
+            # fully_quantize would make the input int8, clipping windows beyond the calibration
+            # range before they are normalized; the normalization must see raw floats.
+            model = lite_convert.mlir_quantize(
+                model,
+                fully_quantize=False,
+                input_data_type=tf.float32,
+                output_data_type=tf.float32,
+                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM"]
+                if recipe == "window-float-lstm"
+                else None,
+                denylisted_nodes=_float_nodes(model),
+            )
     except Exception as err:  # the converter raises several unrelated types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExportError(
@@ -124,4 +169,6 @@ def convert(
     description = RECIPES[recipe]
     if mode in ("int8", "int8-full"):
         description += "; int8 input/output" if integer_io else "; float32 input/output"
+        if window and mode == "int8-full":
+            description += " (the window normalization needs the raw float values)"
     return bytes(model), f"{recipe}: {description}" if recipe != mode else description

@@ -12,7 +12,7 @@ import numpy as np
 from keras_lstm.errors import ExportError
 from tflite_export import runtime
 from tflite_export.convert import INTEGER_TARGET, MODES, convert, recipes
-from tflite_export.forward import build_forward
+from tflite_export.forward import build_forward, is_window_normalized
 
 # Default parity thresholds on relative RMSE (TFLite vs Keras over the std of Keras' outputs).
 DEFAULT_MAX_ERROR = {
@@ -174,6 +174,7 @@ def export(
     if max_error is None:
         max_error = threshold if threshold is not None else DEFAULT_MAX_ERROR[mode]
     forward, spec = build_forward(model, lookback)
+    window = is_window_normalized(model)
     time_steps = int(spec.shape[1])
     if validation.shape[1] != time_steps:
         raise ExportError(
@@ -184,10 +185,10 @@ def export(
     )
     best = None
     tried = []
-    for name in recipes(mode):
-        if name == "float-lstm" and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in best[3]:
+    for name in recipes(mode, window):
+        if name.endswith("float-lstm") and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in best[3]:
             break  # keeping LSTMs in float changes nothing without LSTMs
-        content, recipe = convert(forward, mode, representative, name)
+        content, recipe = convert(forward, mode, representative, name, window)
         ops, builtin_only = runtime.op_counts(content)
         if not builtin_only:
             others = sorted(op for op in ops if op.startswith("CUSTOM"))

@@ -317,10 +317,43 @@ class _Reshape:
         return tf.reshape(x, [x.shape[0], *self.target_shape])
 
 
+WINDOW_SCOPE = "window_normalization"
+
+
+class _WindowNormalized:
+    """Window statistics and the output mapping in plain ops (MEAN, SUB, SQUARE, SQRT,
+    MAXIMUM, DIV, MUL, ADD), each named under `WINDOW_SCOPE` so that integer exports can keep
+    exactly these ops in float; the wrapped layers are converted like any other."""
+
+    def __init__(self, layer):
+        self.steps = [step for step in map(_convert_layer, layer.core.layers) if step is not None]
+        self.channels = list(layer.target_channels)
+        self.center = layer.center
+        self.floor = float(layer.floor)
+
+    def __call__(self, x):
+        with tf.name_scope(WINDOW_SCOPE):
+            mean = tf.reduce_mean(x, axis=1, keepdims=True)
+            spread = tf.sqrt(tf.reduce_mean(tf.square(x - mean), axis=1, keepdims=True))
+            spread = tf.maximum(spread, self.floor)
+            level = x[:, -1:, :] if self.center == "last" else mean
+            x = (x - level) / spread
+        for step in self.steps:
+            x = step(x)
+        if not self.channels:
+            return x
+        with tf.name_scope(WINDOW_SCOPE + "_output"):
+            spread = tf.gather(spread, self.channels, axis=2)
+            level = tf.gather(level, self.channels, axis=2)
+            return x * spread + level
+
+
 def _convert_layer(layer):
     kind = type(layer).__name__
     if kind in _IDENTITY_LAYERS:
         return None
+    if kind == "WindowNormalized":
+        return _WindowNormalized(layer)
     if kind in ("LSTM", "GRU"):
         return _recurrent(layer)
     if kind == "Bidirectional":
@@ -342,8 +375,22 @@ def _convert_layer(layer):
     raise ExportError(
         f"Layer {layer.name!r} of type {kind} is not supported by the TFLite exporter. "
         "Supported: Masking, Embedding, Conv1D, LSTM, GRU, Bidirectional, Dropout, Dense, "
-        "Reshape, Flatten, Activation."
+        "Reshape, Flatten, Activation, WindowNormalized."
     )
+
+
+def _all_layers(model) -> list:
+    """The model's layers, with those inside a `WindowNormalized` wrapper in place."""
+    out = []
+    for layer in model.layers:
+        core = getattr(layer, "core", None)
+        out.extend(_all_layers(core) if core is not None else [layer])
+    return out
+
+
+def is_window_normalized(model) -> bool:
+    """Whether the model scales each window by its own statistics (`data.scaler: window`)."""
+    return any(type(layer).__name__ == "WindowNormalized" for layer in model.layers)
 
 
 def input_spec(model, lookback: int | None = None) -> tf.TensorSpec:
@@ -360,7 +407,7 @@ def input_spec(model, lookback: int | None = None) -> tf.TensorSpec:
         raise ExportError(
             f"The model expects windows of {time} steps; received lookback={lookback}."
         )
-    embedded = any(type(layer).__name__ == "Embedding" for layer in model.layers)
+    embedded = any(type(layer).__name__ == "Embedding" for layer in _all_layers(model))
     if embedded:
         return tf.TensorSpec([1, time], tf.int32, name="window")
     if len(shape) != 2 or shape[1] is None:
