@@ -32,9 +32,37 @@ def summary_table(metrics: dict, task: str) -> str:
     for name, values in metrics["baselines"].items():
         rows.append([f"{name} (test)", *[_fmt(values["test"].get(n)) for n in names]])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     )
+    return table + "\n" + verdict_line(metrics)
+
+
+def verdict_line(metrics: dict) -> str:
+    """One line saying plainly whether the model beats the best baseline on CV and test."""
+    comparison = metrics.get("baseline_comparison") or {}
+    parts, losing = [], []
+    for part in ("cv", "test"):
+        c = comparison.get(part)
+        if c is None:
+            continue
+        relation = "beats" if c["beats"] else "LOSES TO"
+        parts.append(
+            f"{part}: {relation} {c['best_baseline']} ({c['metric']} {_fmt(c['model'])} vs "
+            f"{_fmt(c['baseline'])})"
+        )
+        if not c["beats"]:
+            losing.append(part)
+    if not parts:
+        return "No baseline to compare with."
+    if losing:
+        head = (
+            f"WARNING: the model does not beat the best baseline on {' and '.join(losing)}; "
+            "a baseline is the better forecaster here."
+        )
+    else:
+        head = "The model beats every baseline on CV and test."
+    return f"{head} {'; '.join(parts)}."
 
 
 def train_and_save(config, out: Path, verbose="auto", data=None):

@@ -280,6 +280,9 @@ class TrainingConfig:
         class_weight: `balanced` or null, for classification.
         tensorboard: write TensorBoard logs under the run folder.
         csv_log: write a CSVLogger file per fit under the run folder.
+        auto_budget: size each fit's batch and patience by its number of windows, so small
+            data still gets enough gradient steps (rule in `keras_lstm.training.budget`);
+            false uses `batch_size` and the patiences exactly as given.
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
@@ -301,6 +304,7 @@ class TrainingConfig:
     tensorboard: bool = False
     csv_log: bool = False
     fold_workers: str = "auto"
+    auto_budget: bool = True
 
     def __post_init__(self):
         _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
@@ -326,7 +330,7 @@ class TrainingConfig:
         _choice("training.strategy", self.strategy, STRATEGIES)
         _choice("training.fold_workers", self.fold_workers, FOLD_WORKERS)
         _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
-        for name in ("shuffle", "tensorboard", "csv_log"):
+        for name in ("shuffle", "tensorboard", "csv_log", "auto_budget"):
             if not isinstance(getattr(self, name), bool):
                 _fail(f"training.{name}", getattr(self, name), "true or false")
         if self.class_weight is not None:

@@ -137,3 +137,43 @@ def summarize(folds: list[dict]) -> tuple[dict, dict]:
         mean[key] = float(np.mean(values)) if values else None
         std[key] = float(np.std(values)) if values else None
     return mean, std
+
+
+# metric judged against the baselines, and whether higher is better
+_VERDICT_METRICS = (("mase", False), ("rmse", False), ("log_loss", False), ("accuracy", True))
+
+
+def baseline_comparison(model: dict, baselines: dict) -> dict | None:
+    """How the model's metrics compare with the best baseline's on the same samples.
+
+    MASE is compared where it is defined (scale-free, so targets of different units weigh the
+    same), else RMSE; for classification the log loss.
+
+    Args:
+        model: the model's metrics (`regression_metrics` or `classification_metrics`).
+        baselines: baseline name -> metrics of the same form.
+
+    Returns:
+        `{"metric", "model", "best_baseline", "baseline", "beats"}`, or None when no metric is
+        defined for both.
+
+    Example:
+        >>> baseline_comparison({"mase": 0.8}, {"naive": {"mase": 1.0}, "seasonal_naive": {"mase": 0.9}})
+        {'metric': 'mase', 'model': 0.8, 'best_baseline': 'seasonal_naive', 'baseline': 0.9, 'beats': True}
+    """  # noqa: E501
+    for metric, higher in _VERDICT_METRICS:
+        if model.get(metric) is None:
+            continue
+        scores = {n: b[metric] for n, b in baselines.items() if b.get(metric) is not None}
+        if not scores:
+            continue
+        best = (max if higher else min)(scores, key=scores.get)
+        beats = model[metric] > scores[best] if higher else model[metric] < scores[best]
+        return {
+            "metric": metric,
+            "model": model[metric],
+            "best_baseline": best,
+            "baseline": scores[best],
+            "beats": bool(beats),
+        }
+    return None

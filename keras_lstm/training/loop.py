@@ -14,12 +14,14 @@ import numpy as np
 from keras_lstm.config import Config, atomic_write_text, load_config
 from keras_lstm.data import Fold, WindowBatches, as_tf_dataset
 from keras_lstm.metrics import (
+    baseline_comparison,
     classification_metrics,
     naive_forecast,
     regression_metrics,
     seasonal_naive_scale,
     summarize,
 )
+from keras_lstm.training.budget import Budget, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
 from keras_lstm.training.runtime import resolve_strategy, seed_everything
 
@@ -83,7 +85,7 @@ def _fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _callbacks(config: Config, validation: bool, tag: str, out_dir: Path | None):
+def _callbacks(config: Config, budget: Budget, validation: bool, tag: str, out_dir: Path | None):
     import keras
 
     monitor = "val_loss" if validation else "loss"
@@ -91,14 +93,14 @@ def _callbacks(config: Config, validation: bool, tag: str, out_dir: Path | None)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.5, patience=training.reduce_lr_patience, min_lr=1e-6
+            monitor=monitor, factor=0.5, patience=budget.reduce_lr_patience, min_lr=1e-6
         ),
     ]
     if validation:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
-                patience=training.early_stopping_patience,
+                patience=budget.patience,
                 restore_best_weights=True,
             )
         )
@@ -134,7 +136,8 @@ def train_model(
     verbose="auto",
 ):
     """Build a fresh model and fit it on `fold.train` (validating on `fold.validation` when
-    `validation`); returns `(model, history)`."""
+    `validation`) with the batch size and patiences of `fit_budget`; returns
+    `(model, history)`."""
     from keras_lstm.factory import build_model
 
     config = prepared.config
@@ -151,10 +154,11 @@ def train_model(
             window_channels=prepared.window_channels,
         )
     seed = None if config.seed is None else config.seed + 1
+    budget = fit_budget(training, len(fold.train), epochs)
     batches = WindowBatches(
         fold_data.windows,
         fold.train,
-        training.batch_size,
+        budget.batch_size,
         shuffle=training.shuffle,
         seed=seed,
         target_fn=_target_fn(prepared),
@@ -164,10 +168,10 @@ def train_model(
         val = WindowBatches(
             fold_data.windows,
             fold.validation,
-            max(training.batch_size, 256),
+            max(budget.batch_size, 256),
             target_fn=_target_fn(prepared),
         )
-    callbacks = _callbacks(config, validation, tag, out_dir)
+    callbacks = _callbacks(config, budget, validation, tag, out_dir)
     if strategy.num_replicas_in_sync > 1:
         batches = as_tf_dataset(batches)
         if val is not None:
@@ -447,13 +451,20 @@ def _say(verbose, message: str) -> None:
         print(message, flush=True)
 
 
+REFIT_RULE = "max(median of the folds' best epochs, the last fold's best epoch)"
+
+
 def refit_epochs(cv: CVResult) -> int:
-    """Epochs for the refit: the median of the folds' best epochs (at least 1).
+    """Epochs for the refit: the larger of the median of the folds' best epochs and the last
+    fold's best epoch (at least 1).
 
     The refit has no validation part to stop on (the test part must stay unseen), so it trains
-    for as long as early stopping found best on the folds.
+    for as long as early stopping found best on the folds. Early folds are small and often peak
+    at once; the last fold is the closest in size to the refit, so the refit never stops before
+    it did.
     """
-    return max(1, int(round(float(np.median(cv.best_epochs)))))
+    median = int(round(float(np.median(cv.best_epochs))))
+    return max(1, median, int(cv.best_epochs[-1]))
 
 
 def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None = None):
@@ -502,17 +513,29 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
         verbose=verbose,
     )
     scored = evaluate(prepared, final, fold_data, model)
+    cv_baselines = {
+        name: summarize([f.baselines[name] for f in cv.folds])[0] for name in scored["baselines"]
+    }
+    comparison = {
+        "cv": baseline_comparison(cv.mean, cv_baselines),
+        "test": baseline_comparison(scored["metrics"], scored["baselines"]),
+    }
     metrics = {
         "cv": cv.to_dict(),
         "test": scored["metrics"],
         "baselines": {
-            name: {
-                "test": values,
-                "cv": summarize([f.baselines[name] for f in cv.folds])[0],
-            }
+            name: {"test": values, "cv": cv_baselines[name]}
             for name, values in scored["baselines"].items()
         },
+        "beats_baselines": all(c is None or c["beats"] for c in comparison.values()),
+        "baseline_comparison": comparison,
         "refit_epochs": epochs,
+        "training": {
+            "refit_rule": REFIT_RULE,
+            "fold_best_epochs": cv.best_epochs,
+            "refit_budget": fit_budget(config.training, len(final.train), epochs).to_dict(),
+            "scaler": config.data.scaler,
+        },
     }
     bundle = Bundle(
         model=model,

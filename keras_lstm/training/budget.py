@@ -1,0 +1,75 @@
+"""The training budget of one fit, sized by its data.
+
+A fixed batch of 64 and a patience of 10 epochs starve small data: a fold of 40 windows takes one
+gradient step per epoch and early stopping ends it after about 11 steps. With
+`training.auto_budget` (the default) each fit gets:
+
+- `batch_size = min(training.batch_size, max(8, ceil(windows / 16)))`: at least 16 steps per
+  epoch until batches would drop below 8 windows;
+- `patience = max(training.early_stopping_patience, ceil(400 / steps_per_epoch))`: early
+  stopping waits at least 400 gradient steps, never more than `training.epochs`;
+- `reduce_lr_patience` scaled by the same factor as the patience.
+
+`training.epochs` stays the most epochs per fit. With `auto_budget: false` the configured values
+are used as they are.
+
+Example:
+    >>> from keras_lstm.config import TrainingConfig
+    >>> fit_budget(TrainingConfig(), 40).batch_size, fit_budget(TrainingConfig(), 40).patience
+    (8, 80)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from keras_lstm.config import TrainingConfig
+
+MIN_STEPS_PER_EPOCH = 16
+MIN_BATCH = 8
+MIN_PATIENCE_STEPS = 400
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Batch size, epochs and patiences of one fit."""
+
+    batch_size: int
+    epochs: int
+    patience: int
+    reduce_lr_patience: int
+    steps_per_epoch: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit_budget(training: TrainingConfig, windows: int, epochs: int | None = None) -> Budget:
+    """The budget of a fit on `windows` training windows (see the module docstring).
+
+    Args:
+        training: the `training` section.
+        windows: training windows of this fit.
+        epochs: epochs of this fit; default `training.epochs` (the refit passes its own).
+
+    Returns:
+        A `Budget`.
+    """
+    epochs = training.epochs if epochs is None else epochs
+    windows = max(1, int(windows))
+    if not training.auto_budget:
+        steps = math.ceil(windows / training.batch_size)
+        return Budget(
+            training.batch_size,
+            epochs,
+            training.early_stopping_patience,
+            training.reduce_lr_patience,
+            steps,
+        )
+    batch = min(training.batch_size, max(MIN_BATCH, math.ceil(windows / MIN_STEPS_PER_EPOCH)))
+    steps = math.ceil(windows / batch)
+    patience = max(training.early_stopping_patience, math.ceil(MIN_PATIENCE_STEPS / steps))
+    factor = patience / max(1, training.early_stopping_patience)
+    reduce_lr = max(training.reduce_lr_patience, round(training.reduce_lr_patience * factor))
+    return Budget(batch, epochs, min(patience, epochs), min(reduce_lr, epochs), steps)
