@@ -212,7 +212,15 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", help="config override, e.g. data.scaler=window")
     parser.add_argument("--jsonl", type=Path, help="append each run's figures to this file")
     parser.add_argument("--no-hw", action="store_true", help="skip Holt-Winters")
+    parser.add_argument(
+        "--threads", type=int, help="TensorFlow threads (1 lets two runs share two cores)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     overrides = _parse_overrides(args.set)
     rows = []
     for name in args.series:

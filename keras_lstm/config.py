@@ -208,6 +208,9 @@ class ModelConfig:
         conv_filters: > 0 puts a causal `Conv1D` with this many filters in front.
         conv_kernel_size: kernel size of that `Conv1D`.
         dense_units: hidden `Dense` layers (ReLU) before the output layer.
+        linear_path: regression: add a linear map of the whole input window to the recurrent
+            stack's forecast (LSTNet's highway), so seasonal and autoregressive structure is
+            learnt from few windows and the LSTM models what is left.
     """
 
     cell: str = "lstm"
@@ -221,12 +224,14 @@ class ModelConfig:
     conv_filters: int = 0
     conv_kernel_size: int = 3
     dense_units: tuple[int, ...] = ()
+    linear_path: bool = False
 
     def __post_init__(self):
         _choice("model.cell", self.cell, CELLS)
         _set(self, "units", _int_list("model.units", self.units, allow_empty=False))
-        if not isinstance(self.bidirectional, bool):
-            _fail("model.bidirectional", self.bidirectional, "true or false")
+        for name in ("bidirectional", "linear_path"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(f"model.{name}", getattr(self, name), "true or false")
         _choice("model.merge_mode", self.merge_mode, MERGE_MODES)
         if self.embedding is not None:
             if not isinstance(self.embedding, Mapping) or set(self.embedding) != {

@@ -78,7 +78,8 @@ def build_model(
         window_channels: wrap the whole stack in a `WindowNormalized` layer (`data.scaler:
             window`): each window is centred on its last value and divided by its spread, and
             the output (regression) is mapped back through the input channels listed here, one
-            per target. An empty tuple normalizes the inputs only (classification).
+            per target. An empty tuple normalizes the inputs only (classification). With
+            `model.linear_path` (regression) the wrapper also holds the linear path.
 
     Returns:
         A compiled `keras.Sequential`.
@@ -143,14 +144,32 @@ def build_model(
         stack.append(layers.Dense(output_shape[0], activation="softmax"))
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
 
-    if window_channels is not None:
-        if task == "regression" and len(window_channels) != output_shape[1]:
+    # a linear map of the whole window needs a fixed window: not for padded sequences or text
+    linear = (
+        config.linear_path
+        and task == "regression"
+        and not config.embedding
+        and mask_value is None
+        and input_shape[0] is not None
+    )
+    if window_channels is not None or linear:
+        if (
+            window_channels is not None
+            and task == "regression"
+            and len(window_channels) != output_shape[1]
+        ):
             raise ConfigError(
                 f"`window_channels` needs one input channel per target ({output_shape[1]}). "
                 f"Received: window_channels={tuple(window_channels)}"
             )
         core = keras.Sequential(stack, name=f"{config.cell}_core")
-        stack = [keras.Input(shape=input_shape), WindowNormalized(core, tuple(window_channels))]
+        wrapper = WindowNormalized(
+            core,
+            tuple(window_channels or ()),
+            center="none" if window_channels is None else "last",
+            linear=linear,
+        )
+        stack = [keras.Input(shape=input_shape), wrapper]
     model = keras.Sequential(stack, name=f"stacked_{config.cell}")
     optimizer = keras.optimizers.Adam(
         learning_rate=training.learning_rate, clipnorm=training.clipnorm or None

@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
-CENTERS = ("last", "mean")
+CENTERS = ("last", "mean", "none")
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
@@ -40,9 +41,13 @@ class WindowNormalized(keras.layers.Layer):
     Args:
         core: the layers to wrap, as a built `keras.Sequential` taking `(time, channels)`.
         target_channels: for each output target, the input channel it is read from.
-        center: `last` (the window's last value) or `mean`.
+        center: `last` (the window's last value), `mean`, or `none`: no window statistics
+            (the inputs pass as they are, e.g. for the linear path over globally scaled data).
         floor: the smallest spread, in the units the model is fed (standardized units when a
             global scaler runs first); it keeps flat windows finite.
+        linear: add a linear map of the whole normalized window to the core's output (a
+            highway, as in LSTNet): seasonal and autoregressive structure is then learnt from
+            few windows, and the recurrent core models what is left. Regression only.
 
     Example:
         >>> layer = WindowNormalized(core, target_channels=(0,))  # doctest: +SKIP
@@ -54,6 +59,7 @@ class WindowNormalized(keras.layers.Layer):
         target_channels: Sequence[int] = (),
         center: str = "last",
         floor: float = 1e-3,
+        linear: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -65,6 +71,24 @@ class WindowNormalized(keras.layers.Layer):
         self.target_channels = tuple(int(c) for c in target_channels)
         self.center = center
         self.floor = float(floor)
+        self.linear = bool(linear)
+        self.highway = None
+        if self.linear:
+            output_shape = tuple(core.output_shape[1:])
+            if len(output_shape) != 2:
+                raise ValueError(
+                    "`linear=True` needs a core with a (horizon, targets) regression output. "
+                    f"Received a core with output shape {core.output_shape}."
+                )
+            self.highway = keras.Sequential(
+                [
+                    keras.Input(tuple(core.input_shape[1:])),
+                    keras.layers.Flatten(),
+                    keras.layers.Dense(int(np.prod(output_shape)), kernel_initializer="zeros"),
+                    keras.layers.Reshape(output_shape),
+                ],
+                name="highway",
+            )
 
     def build(self, input_shape):
         if not self.core.built:
@@ -80,9 +104,15 @@ class WindowNormalized(keras.layers.Layer):
         return level, spread
 
     def call(self, inputs, training=None):
-        level, spread = self.statistics(inputs)
-        outputs = self.core((inputs - level) / spread, training=training)
-        if not self.target_channels:
+        if self.center == "none":
+            normalized = inputs
+        else:
+            level, spread = self.statistics(inputs)
+            normalized = (inputs - level) / spread
+        outputs = self.core(normalized, training=training)
+        if self.highway is not None:
+            outputs = outputs + self.highway(normalized, training=training)
+        if self.center == "none" or not self.target_channels:
             return outputs
         channels = list(self.target_channels)
         return outputs * ops.take(spread, channels, axis=2) + ops.take(level, channels, axis=2)
@@ -97,6 +127,7 @@ class WindowNormalized(keras.layers.Layer):
             "target_channels": list(self.target_channels),
             "center": self.center,
             "floor": self.floor,
+            "linear": self.linear,
         }
 
     @classmethod

@@ -327,20 +327,32 @@ class _WindowNormalized:
 
     def __init__(self, layer):
         self.steps = [step for step in map(_convert_layer, layer.core.layers) if step is not None]
+        self.highway = None
+        if layer.highway is not None:
+            self.highway = [
+                step for step in map(_convert_layer, layer.highway.layers) if step is not None
+            ]
         self.channels = list(layer.target_channels)
         self.center = layer.center
         self.floor = float(layer.floor)
 
     def __call__(self, x):
-        with tf.name_scope(WINDOW_SCOPE):
-            mean = tf.reduce_mean(x, axis=1, keepdims=True)
-            spread = tf.sqrt(tf.reduce_mean(tf.square(x - mean), axis=1, keepdims=True))
-            spread = tf.maximum(spread, self.floor)
-            level = x[:, -1:, :] if self.center == "last" else mean
-            x = (x - level) / spread
+        if self.center != "none":
+            with tf.name_scope(WINDOW_SCOPE):
+                mean = tf.reduce_mean(x, axis=1, keepdims=True)
+                spread = tf.sqrt(tf.reduce_mean(tf.square(x - mean), axis=1, keepdims=True))
+                spread = tf.maximum(spread, self.floor)
+                level = x[:, -1:, :] if self.center == "last" else mean
+                x = (x - level) / spread
+        normalized = x
         for step in self.steps:
             x = step(x)
-        if not self.channels:
+        if self.highway is not None:
+            linear = normalized
+            for step in self.highway:
+                linear = step(linear)
+            x = x + linear
+        if self.center == "none" or not self.channels:
             return x
         with tf.name_scope(WINDOW_SCOPE + "_output"):
             spread = tf.gather(spread, self.channels, axis=2)
@@ -390,7 +402,10 @@ def _all_layers(model) -> list:
 
 def is_window_normalized(model) -> bool:
     """Whether the model scales each window by its own statistics (`data.scaler: window`)."""
-    return any(type(layer).__name__ == "WindowNormalized" for layer in model.layers)
+    return any(
+        type(layer).__name__ == "WindowNormalized" and layer.center != "none"
+        for layer in model.layers
+    )
 
 
 def input_spec(model, lookback: int | None = None) -> tf.TensorSpec:
