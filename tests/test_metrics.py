@@ -70,3 +70,42 @@ def test_binary_auc_uses_positive_class():
 def test_summarize_mean_and_std():
     mean, std = summarize([{"rmse": 1.0, "x": None}, {"rmse": 3.0, "x": None}])
     assert mean == {"rmse": 2.0, "x": None} and std["rmse"] == 1.0
+
+
+def test_baseline_comparison_picks_the_best_baseline_and_says_who_wins():
+    from keras_lstm.metrics import baseline_comparison
+
+    baselines = {"naive": {"mase": 1.2, "rmse": 3.0}, "seasonal_naive": {"mase": 0.9, "rmse": 4}}
+    losing = baseline_comparison({"mase": 1.0, "rmse": 2.0}, baselines)
+    assert losing["best_baseline"] == "seasonal_naive" and losing["beats"] is False
+    winning = baseline_comparison({"mase": 0.5}, baselines)
+    assert winning["beats"] is True and winning["baseline"] == 0.9
+    # without MASE, RMSE decides; classification: the log loss
+    assert baseline_comparison({"rmse": 2.5}, baselines)["best_baseline"] == "naive"
+    majority = {"majority": {"log_loss": 0.69, "accuracy": 0.5}}
+    assert baseline_comparison({"log_loss": 0.8, "accuracy": 0.6}, majority)["beats"] is False
+
+
+def test_verdict_line_says_plainly_when_the_model_loses():
+    from keras_lstm.commands import verdict_line
+
+    comparison = {
+        "cv": {
+            "metric": "mase",
+            "model": 0.8,
+            "best_baseline": "naive",
+            "baseline": 0.9,
+            "beats": True,
+        },
+        "test": {
+            "metric": "mase",
+            "model": 1.1,
+            "best_baseline": "naive",
+            "baseline": 0.9,
+            "beats": False,
+        },
+    }
+    line = verdict_line({"baseline_comparison": comparison})
+    assert line.startswith("WARNING") and "test" in line and "LOSES TO naive" in line
+    comparison["test"].update(model=0.7, beats=True)
+    assert verdict_line({"baseline_comparison": comparison}).startswith("The model beats")

@@ -1,0 +1,109 @@
+"""Tests of `keras_lstm.training.budget` and the refit rule: small data gets enough steps."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_lstm.config import TrainingConfig, load_config
+from keras_lstm.training import fit, refit_epochs
+from keras_lstm.training.budget import fit_budget
+from keras_lstm.training.loop import CVResult, FoldResult
+
+
+@pytest.mark.parametrize("windows", [1, 12, 40, 100, 400, 1000, 3000, 1_000_000])
+def test_budget_follows_the_documented_rule(windows):
+    training = TrainingConfig()
+    budget = fit_budget(training, windows)
+    batch = min(64, max(8, math.ceil(windows / 16)))
+    steps = math.ceil(windows / batch)
+    assert budget.batch_size == batch
+    assert budget.steps_per_epoch == steps
+    assert budget.patience == min(100, max(10, math.ceil(400 / steps)))
+    # early stopping waits at least 400 gradient steps, unless the epochs run out first
+    assert budget.patience * steps >= 400 or budget.patience == training.epochs
+    assert budget.epochs == training.epochs
+
+
+def test_small_folds_get_far_more_steps_than_the_fixed_budget():
+    training = TrainingConfig()
+    auto = fit_budget(training, 40)
+    fixed = fit_budget(TrainingConfig(auto_budget=False), 40)
+    assert (fixed.batch_size, fixed.patience, fixed.steps_per_epoch) == (64, 10, 1)
+    assert auto.steps_per_epoch * auto.patience >= 40 * fixed.steps_per_epoch * fixed.patience
+
+
+def test_auto_budget_false_uses_the_config_as_given():
+    training = TrainingConfig(
+        auto_budget=False, batch_size=5, early_stopping_patience=3, reduce_lr_patience=2
+    )
+    budget = fit_budget(training, 1000, epochs=7)
+    assert (budget.batch_size, budget.patience, budget.reduce_lr_patience, budget.epochs) == (
+        5,
+        3,
+        2,
+        7,
+    )
+
+
+def _cv(best_epochs):
+    folds = [
+        FoldResult(i, {"rmse": 1.0}, {}, 1.0, best, best + 5) for i, best in enumerate(best_epochs)
+    ]
+    return CVResult(folds)
+
+
+@pytest.mark.parametrize(
+    "best, expected", [([1, 1, 40], 40), ([30, 2, 3], 3), ([5, 9, 7], 7), ([1, 1, 1], 1)]
+)
+def test_refit_epochs_never_below_the_last_fold_or_the_median(best, expected):
+    assert refit_epochs(_cv(best)) == expected
+    assert refit_epochs(_cv(best)) >= max(best[-1], int(np.median(best)))
+
+
+def _small_series(rows=100, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    return pd.DataFrame({"y": 5 + np.sin(2 * np.pi * t / 10) + 0.1 * rng.standard_normal(rows)})
+
+
+@pytest.fixture(scope="module")
+def small_runs():
+    """A 100-point series trained with the budget on and off (everything else the same)."""
+    frame = _small_series()
+    runs = {}
+    for auto in (True, False):
+        config = load_config(
+            {
+                "seed": 1,
+                "data": {"targets": ["y"], "lookback": 10, "scaler": "window"},
+                "model": {"units": [8], "dropout": 0.0},
+                "training": {"epochs": 25, "cv_splits": 3, "auto_budget": auto},
+            }
+        )
+        runs[auto] = fit(config, frame, verbose=0)
+    return runs
+
+
+def test_small_series_refit_trains_at_least_as_long_as_the_last_fold(small_runs):
+    bundle = small_runs[True]
+    metrics = bundle.metrics
+    best = metrics["training"]["fold_best_epochs"]
+    assert metrics["refit_epochs"] >= best[-1]
+    assert metrics["refit_epochs"] >= int(np.median(best))
+    # the refit really ran that many epochs
+    assert len(bundle.report["refit_history"]["loss"]) == metrics["refit_epochs"]
+
+
+def test_budget_option_changes_the_batches(small_runs):
+    on, off = (small_runs[auto].metrics["training"]["refit_budget"] for auto in (True, False))
+    windows = 100 - 20 - 10  # rows before the test part, less one lookback
+    assert on["batch_size"] == 8 and on["steps_per_epoch"] == math.ceil(windows / 8)
+    assert off["batch_size"] == 64 and off["steps_per_epoch"] == 2
+    # the optimizer's step counter shows the batches the refit really took
+    model_on, model_off = small_runs[True].model, small_runs[False].model
+    iterations_on = int(model_on.optimizer.iterations.numpy())
+    iterations_off = int(model_off.optimizer.iterations.numpy())
+    assert iterations_on == on["steps_per_epoch"] * small_runs[True].metrics["refit_epochs"]
+    assert iterations_off == off["steps_per_epoch"] * small_runs[False].metrics["refit_epochs"]
