@@ -211,6 +211,9 @@ class ModelConfig:
         linear_path: regression: add a linear map of the whole input window to the recurrent
             stack's forecast (LSTNet's highway), so seasonal and autoregressive structure is
             learnt from few windows and the LSTM models what is left.
+        seasonal_base: with `data.scaler: window`, map the forecast back onto the seasonal
+            naive forecast (`data.season` steps back, when the window is that long) instead of
+            the last value: a model that has learnt nothing forecasts like seasonal naive.
     """
 
     cell: str = "lstm"
@@ -225,11 +228,12 @@ class ModelConfig:
     conv_kernel_size: int = 3
     dense_units: tuple[int, ...] = ()
     linear_path: bool = False
+    seasonal_base: bool = False
 
     def __post_init__(self):
         _choice("model.cell", self.cell, CELLS)
         _set(self, "units", _int_list("model.units", self.units, allow_empty=False))
-        for name in ("bidirectional", "linear_path"):
+        for name in ("bidirectional", "linear_path", "seasonal_base"):
             if not isinstance(getattr(self, name), bool):
                 _fail(f"model.{name}", getattr(self, name), "true or false")
         _choice("model.merge_mode", self.merge_mode, MERGE_MODES)

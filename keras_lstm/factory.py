@@ -57,6 +57,7 @@ def build_model(
     training: TrainingConfig | None = None,
     mask_value: float | None = None,
     window_channels: Sequence[int] | None = None,
+    season: int = 1,
 ):
     """Build and compile a stacked recurrent `keras.Sequential`.
 
@@ -80,6 +81,8 @@ def build_model(
             the output (regression) is mapped back through the input channels listed here, one
             per target. An empty tuple normalizes the inputs only (classification). With
             `model.linear_path` (regression) the wrapper also holds the linear path.
+        season: with `window_channels`, map the forecast back onto the seasonal naive forecast
+            of this period when it fits in the window (`data.season`).
 
     Returns:
         A compiled `keras.Sequential`.
@@ -168,6 +171,7 @@ def build_model(
             tuple(window_channels or ()),
             center="none" if window_channels is None else "last",
             linear=linear,
+            season=season,
         )
         stack = [keras.Input(shape=input_shape), wrapper]
     model = keras.Sequential(stack, name=f"stacked_{config.cell}")

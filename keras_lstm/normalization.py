@@ -45,6 +45,9 @@ class WindowNormalized(keras.layers.Layer):
             (the inputs pass as they are, e.g. for the linear path over globally scaled data).
         floor: the smallest spread, in the units the model is fed (standardized units when a
             global scaler runs first); it keeps flat windows finite.
+        season: with a season of at most the window length, the forecast is mapped back onto
+            the seasonal naive forecast (the value one season before each step) instead of the
+            last value, so a core output of zero is the seasonal naive forecast.
         linear: add a linear map of the whole normalized window to the core's output (a
             highway, as in LSTNet): seasonal and autoregressive structure is then learnt from
             few windows, and the recurrent core models what is left. Regression only.
@@ -60,6 +63,7 @@ class WindowNormalized(keras.layers.Layer):
         center: str = "last",
         floor: float = 1e-3,
         linear: bool = False,
+        season: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +76,14 @@ class WindowNormalized(keras.layers.Layer):
         self.center = center
         self.floor = float(floor)
         self.linear = bool(linear)
+        self.season = int(season)
+        self.base_steps = None
+        lookback = core.input_shape[1]
+        if self.season > 1 and self.target_channels and lookback and self.season <= lookback:
+            horizon = int(core.output_shape[1])
+            steps = np.arange(horizon)
+            lag = self.season * np.ceil((steps + 1) / self.season).astype(int)
+            self.base_steps = [int(i) for i in lookback + steps - lag]
         self.highway = None
         if self.linear:
             output_shape = tuple(core.output_shape[1:])
@@ -115,7 +127,8 @@ class WindowNormalized(keras.layers.Layer):
         if self.center == "none" or not self.target_channels:
             return outputs
         channels = list(self.target_channels)
-        return outputs * ops.take(spread, channels, axis=2) + ops.take(level, channels, axis=2)
+        base = level if self.base_steps is None else ops.take(inputs, self.base_steps, axis=1)
+        return outputs * ops.take(spread, channels, axis=2) + ops.take(base, channels, axis=2)
 
     def compute_output_shape(self, input_shape):
         return self.core.compute_output_shape(input_shape)
@@ -128,6 +141,7 @@ class WindowNormalized(keras.layers.Layer):
             "center": self.center,
             "floor": self.floor,
             "linear": self.linear,
+            "season": self.season,
         }
 
     @classmethod

@@ -335,8 +335,10 @@ class _WindowNormalized:
         self.channels = list(layer.target_channels)
         self.center = layer.center
         self.floor = float(layer.floor)
+        self.base_steps = getattr(layer, "base_steps", None)
 
     def __call__(self, x):
+        inputs = x
         if self.center != "none":
             with tf.name_scope(WINDOW_SCOPE):
                 mean = tf.reduce_mean(x, axis=1, keepdims=True)
@@ -355,6 +357,8 @@ class _WindowNormalized:
         if self.center == "none" or not self.channels:
             return x
         with tf.name_scope(WINDOW_SCOPE + "_output"):
+            if self.base_steps is not None:
+                level = tf.gather(inputs, self.base_steps, axis=1)
             spread = tf.gather(spread, self.channels, axis=2)
             level = tf.gather(level, self.channels, axis=2)
             return x * spread + level
