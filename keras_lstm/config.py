@@ -29,7 +29,7 @@ import yaml
 from keras_lstm.errors import ConfigError
 
 TASKS = ("regression", "classification")
-SCALERS = ("standard", "minmax", "robust", "none", "window")
+SCALERS = ("auto", "window", "standard", "minmax", "robust", "none")
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 CELLS = ("lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -137,10 +137,12 @@ class DataConfig:
         lookback: time steps in one input window (a text model: tokens kept per text).
         horizon: steps predicted at once (direct multi-step).
         stride: step between consecutive training windows.
-        scaler: `standard`, `minmax`, `robust` or `none`, fitted on training rows only; or
-            `window`: a standard scaler, then, inside the model, each input window centred on
-            its own last value and divided by its own spread, and the forecast mapped back, so
-            a trending series may leave the training range (series only).
+        scaler: `window`: a standard scaler fitted on training rows, then, inside the model,
+            each input window centred on its own last value and divided by its own spread and
+            the forecast mapped back, so a trending series may leave the training range
+            (series only); `standard`, `minmax`, `robust` or `none`, fitted on training rows
+            only; `auto`: `window` for forecasting series, `standard` for classification,
+            whole sequences and text (chosen by `benchmarks/accuracy.py`).
         test_size: fraction (0-1) or row count of the held-out tail.
         test_path: a separate CSV holding the test data instead of the tail.
         season: seasonal period for the seasonal-naive baseline and MASE.
@@ -159,7 +161,7 @@ class DataConfig:
     lookback: int = 24
     horizon: int = 1
     stride: int = 1
-    scaler: str = "standard"
+    scaler: str = "auto"
     test_size: float = 0.2
     test_path: str | None = None
     season: int = 1
@@ -227,7 +229,7 @@ class ModelConfig:
     conv_filters: int = 0
     conv_kernel_size: int = 3
     dense_units: tuple[int, ...] = ()
-    linear_path: bool = False
+    linear_path: bool = True
     seasonal_base: bool = False
 
     def __post_init__(self):

@@ -535,7 +535,7 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
             "refit_rule": REFIT_RULE,
             "fold_best_epochs": cv.best_epochs,
             "refit_budget": fit_budget(config.training, len(final.train), epochs).to_dict(),
-            "scaler": config.data.scaler,
+            "scaler": prepared.scaler,
         },
     }
     bundle = Bundle(

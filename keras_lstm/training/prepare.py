@@ -123,10 +123,22 @@ class Prepared:
         return pd.Index(np.asarray(rows), name="sample")
 
     @property
+    def scaler(self) -> str:
+        """`data.scaler` with `auto` resolved: `window` for forecasting series (one or many)
+        whose targets are among the inputs, else `standard`."""
+        chosen = self.config.data.scaler
+        if chosen != "auto":
+            return chosen
+        if self.kind != "series" or self.classes is not None:
+            return "standard"
+        inputs = set(self.table.feature_names)
+        return "window" if set(self.table.target_names) <= inputs else "standard"
+
+    @property
     def window_channels(self) -> tuple[int, ...] | None:
-        """With `data.scaler: window`, the input channel of each target (none for
-        classification, whose output is not mapped back); else None."""
-        if self.config.data.scaler != "window":
+        """With window scaling, the input channel of each target (none for classification,
+        whose output is not mapped back); else None."""
+        if self.scaler != "window":
             return None
         if self.kind != "series":
             raise ConfigError(
@@ -149,7 +161,7 @@ class Prepared:
     @property
     def scaler_kind(self) -> str:
         """The scaler fitted on training rows: `standard` under window normalization."""
-        return "standard" if self.config.data.scaler == "window" else self.config.data.scaler
+        return "standard" if self.scaler == "window" else self.scaler
 
     @property
     def mask_value(self) -> float | None:
