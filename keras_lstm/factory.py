@@ -4,6 +4,8 @@ Example:
     >>> from keras_lstm.config import ModelConfig
     >>> model = build_model(ModelConfig(units=(8, 4)), (12, 3), (2, 1), "regression")
     >>> [layer.__class__.__name__ for layer in model.layers]
+    ['WindowNormalized']
+    >>> [layer.__class__.__name__ for layer in stack_layers(model)]
     ['LSTM', 'Dropout', 'LSTM', 'Dropout', 'Dense', 'Reshape']
 """
 
@@ -47,6 +49,21 @@ def _check_shapes(config: ModelConfig, input_shape, output_shape, task):
             )
         output_shape = (classes,)
     return input_shape, output_shape
+
+
+def stack_layers(model) -> list:
+    """The layers of a factory model in order, those inside a `WindowNormalized` wrapper
+    (window normalization, the linear path) in its place.
+
+    Example:
+        >>> [type(layer).__name__ for layer in stack_layers(model)]  # doctest: +SKIP
+        ['LSTM', 'Dropout', 'Dense', 'Reshape']
+    """
+    out = []
+    for layer in model.layers:
+        core = getattr(layer, "core", None)
+        out.extend(stack_layers(core) if core is not None else [layer])
+    return out
 
 
 def build_model(

@@ -18,9 +18,11 @@ def test_defaults_match_design():
     assert config.task == "regression"
     assert config.seed == 42
     assert config.data.lookback == 24 and config.data.horizon == 1
-    assert config.data.scaler == "standard" and config.data.test_size == 0.2
+    assert config.data.scaler == "auto" and config.data.test_size == 0.2
     assert config.model.units == (64, 32) and config.model.cell == "lstm"
     assert config.model.dropout == 0.2 and config.model.l2 == 1e-4
+    assert config.model.linear_path is True and config.model.seasonal_base is False
+    assert config.training.auto_budget is True
     assert config.training.cv_splits == 5 and config.training.clipnorm == 1.0
     assert config.tuning.algorithm == "bayesian" and config.export.quantize == "int8"
 

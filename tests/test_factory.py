@@ -3,14 +3,14 @@ import pytest
 
 from keras_lstm.config import ModelConfig, TrainingConfig
 from keras_lstm.errors import ConfigError
-from keras_lstm.factory import build_model
+from keras_lstm.factory import build_model, stack_layers
 
 
 def _recurrent_layers(model):
     from keras import layers
 
     out = []
-    for layer in model.layers:
+    for layer in stack_layers(model):
         if isinstance(layer, layers.Bidirectional):
             out.append((layer, layer.forward_layer))
         elif isinstance(layer, (layers.LSTM, layers.GRU)):
@@ -38,6 +38,33 @@ def test_return_sequences_chained(units, bidirectional):
     assert model.output_shape == (None, 2, 1)
 
 
+def test_linear_path_wraps_regression_models_only():
+    import keras
+
+    plain = build_model(ModelConfig(units=(4,), linear_path=False), (6, 2), (3, 1))
+    assert [type(layer).__name__ for layer in plain.layers] == [
+        "LSTM",
+        "Dropout",
+        "Dense",
+        "Reshape",
+    ]
+    linear = build_model(ModelConfig(units=(4,)), (6, 2), (3, 1))
+    (wrapper,) = linear.layers
+    assert wrapper.center == "none" and wrapper.highway is not None
+    # the linear path alone: a Dense over the flattened window, added to the LSTM's output
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).standard_normal((4, 6, 2)).astype("float32")
+    kernel, bias = (
+        np.random.default_rng(1).standard_normal(w.shape) for w in wrapper.highway.weights
+    )
+    wrapper.highway.set_weights([kernel, bias])
+    core = wrapper.core.predict(x, verbose=0)
+    expected = core + (x.reshape(4, -1) @ kernel + bias).reshape(4, 3, 1)
+    np.testing.assert_allclose(linear.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    classifier = build_model(ModelConfig(units=(4,)), (6, 2), 3, "classification")
+    assert "WindowNormalized" not in [type(layer).__name__ for layer in classifier.layers]
+
+
 def test_no_l2_means_no_regularization_losses():
     model = build_model(ModelConfig(units=(4, 4), l2=0.0), (5, 1), (1, 1))
     assert model.losses == []
@@ -53,7 +80,8 @@ def test_layer_order_with_every_option():
         recurrent_dropout=0.1,
     )
     model = build_model(config, (12, 2), (3, 2), "regression")
-    names = [layer.__class__.__name__ for layer in model.layers]
+    stack = stack_layers(model)
+    names = [layer.__class__.__name__ for layer in stack]
     assert names == [
         "Conv1D",
         "GRU",
@@ -65,8 +93,8 @@ def test_layer_order_with_every_option():
         "Dense",
         "Reshape",
     ]
-    assert model.layers[0].padding == "causal"
-    assert model.layers[1].recurrent_dropout == 0.1
+    assert stack[0].padding == "causal"
+    assert stack[1].recurrent_dropout == 0.1
     assert model.output_shape == (None, 3, 2)
 
 
@@ -74,9 +102,10 @@ def test_merge_mode_and_dropout_rate():
     model = build_model(
         ModelConfig(units=(4,), bidirectional=True, merge_mode="sum", dropout=0.3), (6, 1), (1, 1)
     )
-    assert model.layers[0].merge_mode == "sum"
-    assert model.layers[0].output.shape[-1] == 4
-    assert model.layers[1].rate == 0.3
+    stack = stack_layers(model)
+    assert stack[0].merge_mode == "sum"
+    assert stack[0].output.shape[-1] == 4
+    assert stack[1].rate == 0.3
 
 
 @pytest.mark.parametrize(

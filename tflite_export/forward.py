@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lstm.errors import ExportError
+from keras_lstm.factory import stack_layers
 
 _IDENTITY_LAYERS = (
     "Dropout",
@@ -395,15 +396,6 @@ def _convert_layer(layer):
     )
 
 
-def _all_layers(model) -> list:
-    """The model's layers, with those inside a `WindowNormalized` wrapper in place."""
-    out = []
-    for layer in model.layers:
-        core = getattr(layer, "core", None)
-        out.extend(_all_layers(core) if core is not None else [layer])
-    return out
-
-
 def is_window_normalized(model) -> bool:
     """Whether the model scales each window by its own statistics (`data.scaler: window`)."""
     return any(
@@ -426,7 +418,7 @@ def input_spec(model, lookback: int | None = None) -> tf.TensorSpec:
         raise ExportError(
             f"The model expects windows of {time} steps; received lookback={lookback}."
         )
-    embedded = any(type(layer).__name__ == "Embedding" for layer in _all_layers(model))
+    embedded = any(type(layer).__name__ == "Embedding" for layer in stack_layers(model))
     if embedded:
         return tf.TensorSpec([1, time], tf.int32, name="window")
     if len(shape) != 2 or shape[1] is None:
