@@ -294,6 +294,9 @@ class TrainingConfig:
         auto_budget: size each fit's batch and patience by its number of windows, so small
             data still gets enough gradient steps (rule in `keras_lstm.training.budget`);
             false uses `batch_size` and the patiences exactly as given.
+        window_loss: with window scaling, weight each window's squared error by
+            `1 / spread**2` of its target channels, so the loss is measured in each window's own
+            units and high-level windows of a growing series do not dominate it.
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
@@ -316,6 +319,7 @@ class TrainingConfig:
     csv_log: bool = False
     fold_workers: str = "auto"
     auto_budget: bool = True
+    window_loss: bool = False
 
     def __post_init__(self):
         _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
@@ -341,7 +345,7 @@ class TrainingConfig:
         _choice("training.strategy", self.strategy, STRATEGIES)
         _choice("training.fold_workers", self.fold_workers, FOLD_WORKERS)
         _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
-        for name in ("shuffle", "tensorboard", "csv_log", "auto_budget"):
+        for name in ("shuffle", "tensorboard", "csv_log", "auto_budget", "window_loss"):
             if not isinstance(getattr(self, name), bool):
                 _fail(f"training.{name}", getattr(self, name), "true or false")
         if self.class_weight is not None:

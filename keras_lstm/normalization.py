@@ -26,6 +26,7 @@ import numpy as np
 from keras import ops
 
 CENTERS = ("last", "mean", "none")
+WINDOW_FLOOR = 1e-3
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
@@ -61,7 +62,7 @@ class WindowNormalized(keras.layers.Layer):
         core: keras.Model,
         target_channels: Sequence[int] = (),
         center: str = "last",
-        floor: float = 1e-3,
+        floor: float = WINDOW_FLOOR,
         linear: bool = False,
         season: int = 1,
         **kwargs,

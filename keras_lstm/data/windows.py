@@ -74,15 +74,19 @@ class WindowBatches(keras.utils.PyDataset):
         shuffle: reshuffle the window order every epoch (windows are independent samples).
         seed: seed of the shuffling.
         target_fn: optional function applied to each target batch (e.g. class labels).
+        weights: optional sample weight of every window, indexed by first-target row.
     """
 
-    def __init__(self, data, rows, batch_size, shuffle=False, seed=None, target_fn=None):
+    def __init__(
+        self, data, rows, batch_size, shuffle=False, seed=None, target_fn=None, weights=None
+    ):
         super().__init__()
         self.data = data
         self.rows = np.asarray(rows)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.target_fn = target_fn
+        self.weights = weights
         self._rng = np.random.default_rng(seed)
         # only a shuffled order needs its own (int32, half-size) copy of the rows
         self._order = self.rows.astype(np.int32) if shuffle else self.rows
@@ -97,6 +101,8 @@ class WindowBatches(keras.utils.PyDataset):
         x, y = self.data.gather(rows)
         if self.target_fn is not None:
             y = self.target_fn(y)
+        if self.weights is not None:
+            return x, y, self.weights[rows]
         return x, y
 
     def on_epoch_end(self):
@@ -126,3 +132,26 @@ def as_tf_dataset(batches: WindowBatches):
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     # a known length lets Keras size each epoch without running the generator dry first
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
+
+
+def window_spread_weights(values: np.ndarray, lookback: int, floor: float) -> np.ndarray:
+    """`1 / max(std, floor)**2` of each input window of `values` `(rows,)`, indexed by the
+    window's first-target row (rows before `lookback` get 0), computed from cumulative sums so
+    no `(windows, lookback)` temporary is made: the weight that turns a squared error in the
+    data's units into one in the window's own units.
+
+    Example:
+        >>> weights = window_spread_weights(np.array([0.0, 2.0, 0.0, 2.0, 9.0]), 2, 1e-3)
+        >>> [round(float(w), 3) for w in weights[2:]]
+        [1.0, 1.0, 1.0, 0.082]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    squares = np.concatenate([[0.0], np.cumsum(values**2)])
+    total = sums[lookback:] - sums[:-lookback]
+    total_sq = squares[lookback:] - squares[:-lookback]
+    variance = np.maximum(total_sq / lookback - (total / lookback) ** 2, 0.0)
+    spread = np.maximum(np.sqrt(variance), floor)
+    weights = np.zeros(len(values) + 1, np.float32)
+    weights[lookback:] = 1.0 / spread**2
+    return weights

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_lstm.config import Config, atomic_write_text, load_config
 from keras_lstm.data import Fold, WindowBatches, as_tf_dataset
+from keras_lstm.data.windows import window_spread_weights
 from keras_lstm.metrics import (
     baseline_comparison,
     classification_metrics,
@@ -21,6 +22,7 @@ from keras_lstm.metrics import (
     seasonal_naive_scale,
     summarize,
 )
+from keras_lstm.normalization import WINDOW_FLOOR
 from keras_lstm.training.budget import Budget, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
 from keras_lstm.training.runtime import resolve_strategy, seed_everything
@@ -156,6 +158,7 @@ def train_model(
         )
     seed = None if config.seed is None else config.seed + 1
     budget = fit_budget(training, len(fold.train), epochs)
+    weights = _window_loss_weights(prepared, fold, fold_data)
     batches = WindowBatches(
         fold_data.windows,
         fold.train,
@@ -163,6 +166,7 @@ def train_model(
         shuffle=training.shuffle,
         seed=seed,
         target_fn=_target_fn(prepared),
+        weights=weights,
     )
     val = None
     if validation:
@@ -171,6 +175,7 @@ def train_model(
             fold.validation,
             max(budget.batch_size, 256),
             target_fn=_target_fn(prepared),
+            weights=weights,
         )
     callbacks = _callbacks(config, budget, validation, tag, out_dir)
     if strategy.num_replicas_in_sync > 1:
@@ -196,6 +201,21 @@ def train_model(
         verbose=verbose,
     )
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _window_loss_weights(prepared: Prepared, fold: Fold, fold_data: FoldData):
+    """With `training.window_loss` and window scaling: per window `1 / spread**2` of its target
+    channels (mean over targets), scaled to a mean of 1 over the training windows, so the loss
+    is each window's squared error in its own units."""
+    channels = prepared.window_channels
+    if not prepared.config.training.window_loss or not channels:
+        return None
+    features = fold_data.windows.features
+    lookback = prepared.config.data.lookback
+    weights = np.mean(
+        [window_spread_weights(features[:, c], lookback, WINDOW_FLOOR) for c in channels], axis=0
+    )
+    return (weights / weights[fold.train].mean()).astype(np.float32)
 
 
 def _validation_callback_base():
