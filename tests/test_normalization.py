@@ -146,7 +146,8 @@ def _rising_config(scaler):
         {
             "seed": 3,
             "data": {"targets": ["y"], "lookback": LOOKBACK, "scaler": scaler, "season": 12},
-            "model": {"units": [16], "dropout": 0.0},
+            # the plain recurrent stack: what the scaling alone does
+            "model": {"units": [16], "dropout": 0.0, "linear_path": False},
             "training": {"epochs": 40, "cv_splits": 2, "learning_rate": 0.01},
         }
     )
