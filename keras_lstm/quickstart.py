@@ -35,14 +35,7 @@ def quickstart_config(epochs: int):
                 "test_size": 0.2,
                 "season": 365,
             },
-            "model": {"units": [32, 16], "dropout": 0.1},
-            "training": {
-                "epochs": epochs,
-                "batch_size": 32,
-                "cv_splits": 3,
-                "early_stopping_patience": 6,
-                "reduce_lr_patience": 3,
-            },
+            "training": {"epochs": epochs, "cv_splits": 3},
             "export": {"quantize": "int8", "representative_windows": 500},
         }
     )

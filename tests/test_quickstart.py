@@ -23,7 +23,10 @@ def test_quickstart_writes_everything(tmp_path):
     assert "naive (test)" in result.stdout and "TFLite export" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) >= {"cv", "test", "baselines"}
+    assert set(metrics) >= {"cv", "test", "baselines", "beats_baselines"}
+    # the summary says plainly whether the model beats the baselines, as metrics.json does
+    assert ("The model beats every baseline" in result.stdout) == metrics["beats_baselines"]
+    assert ("WARNING: the model does not beat" in result.stdout) != metrics["beats_baselines"]
     for name in ("model.keras", "preprocessing.json", "loss.png", "forecast.png", "folds.png"):
         assert (out / "bundle" / name).is_file()
     for mode in ("float32", "int8"):
