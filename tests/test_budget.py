@@ -79,7 +79,7 @@ def small_runs():
                 "seed": 1,
                 "data": {"targets": ["y"], "lookback": 10, "scaler": "window"},
                 "model": {"units": [8], "dropout": 0.0},
-                "training": {"epochs": 25, "cv_splits": 3, "auto_budget": auto},
+                "training": {"epochs": 12, "cv_splits": 2, "auto_budget": auto},
             }
         )
         runs[auto] = fit(config, frame, verbose=0)
