@@ -206,3 +206,25 @@ def test_export_parity_above_the_training_range(rising_bundles, tmp_path, mode, 
         relative = np.sqrt(np.mean(error**2)) / np.std(keras_pred[above])
         assert relative <= bar
         assert "window" in report["recipe"]
+
+
+def test_window_scaling_is_refused_for_whole_sequences_and_auto_falls_back():
+    from keras_lstm.training import prepare
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((30, 10, 2)), np.arange(30) % 2
+    config = load_config({"task": "classification", "data": {"lookback": 10, "scaler": "window"}})
+    with pytest.raises(ConfigError, match="sequences samples cannot use it"):
+        prepare(config, (x, y))
+    auto = prepare(config.replace(**{"data.scaler": "auto"}), (x, y))
+    assert auto.scaler == "standard" and auto.window_channels is None
+
+
+def test_auto_scaler_is_window_for_forecasting_only(sine_frame):
+    from keras_lstm.training import prepare
+
+    forecast = prepare(load_config({"data": {"targets": ["y"], "time_column": "date"}}), sine_frame)
+    assert forecast.scaler == "window" and forecast.window_channels == (0,)
+    # a target that is not an input cannot be mapped back: auto falls back to standard
+    other = load_config({"data": {"targets": ["y"], "features": ["x"], "time_column": "date"}})
+    assert prepare(other, sine_frame).scaler == "standard"
