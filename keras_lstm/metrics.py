@@ -81,6 +81,18 @@ def seasonal_naive_scale(history: np.ndarray, season: int) -> np.ndarray:
     return np.abs(history[season:] - history[:-season]).mean(axis=0)
 
 
+def seasonal_lags(horizon: int, season: int) -> np.ndarray:
+    """How far back the seasonal naive forecast looks for each step `k` of a horizon:
+    `season * ceil((k + 1) / season)`, the latest value one whole season before that step.
+
+    Example:
+        >>> seasonal_lags(5, 2).tolist()
+        [2, 2, 4, 4, 6]
+    """
+    steps = np.arange(horizon)
+    return season * np.ceil((steps + 1) / season).astype(int)
+
+
 def naive_forecast(
     targets: np.ndarray, rows: np.ndarray, horizon: int, season: int = 1, starts=None
 ):
@@ -96,8 +108,7 @@ def naive_forecast(
     rows = np.asarray(rows)
     starts = np.zeros_like(rows) if starts is None else np.asarray(starts)
     steps = np.arange(horizon)
-    lag = season * np.ceil((steps + 1) / season).astype(int)
-    source = rows[:, None] + steps[None, :] - lag[None, :]
+    source = rows[:, None] + steps[None, :] - seasonal_lags(horizon, season)[None, :]
     source = np.where(source >= starts[:, None], source, (rows - 1)[:, None])
     return targets[source]
 

@@ -25,6 +25,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lstm.metrics import seasonal_lags
+
 CENTERS = ("last", "mean", "none")
 WINDOW_FLOOR = 1e-3
 
@@ -82,9 +84,8 @@ class WindowNormalized(keras.layers.Layer):
         lookback = core.input_shape[1]
         if self.season > 1 and self.target_channels and lookback and self.season <= lookback:
             horizon = int(core.output_shape[1])
-            steps = np.arange(horizon)
-            lag = self.season * np.ceil((steps + 1) / self.season).astype(int)
-            self.base_steps = [int(i) for i in lookback + steps - lag]
+            lags = seasonal_lags(horizon, self.season)
+            self.base_steps = [int(i) for i in lookback + np.arange(horizon) - lags]
         self.highway = None
         if self.linear:
             output_shape = tuple(core.output_shape[1:])
