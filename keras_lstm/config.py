@@ -35,6 +35,7 @@ CELLS = ("lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 FOLD_WORKERS = ("auto", "always", "never")
+LOSSES = ("mse", "mae", "huber")
 ALGORITHMS = ("random", "bayesian", "hyperband")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
 
@@ -297,6 +298,9 @@ class TrainingConfig:
         window_loss: with window scaling, weight each window's squared error by
             `1 / spread**2` of its target channels, so the loss is measured in each window's own
             units and high-level windows of a growing series do not dominate it.
+        loss: the regression loss on the scaled targets: `mse`, `mae` or `huber` (Keras'
+            `Huber`, delta 1, quadratic near zero and linear for large errors, so outliers
+            pull less). Classification always uses cross-entropy.
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
@@ -320,6 +324,7 @@ class TrainingConfig:
     fold_workers: str = "auto"
     auto_budget: bool = True
     window_loss: bool = False
+    loss: str = "mse"
 
     def __post_init__(self):
         _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
@@ -344,6 +349,7 @@ class TrainingConfig:
         _set(self, "cv_gap", _int("training.cv_gap", self.cv_gap, minimum=0))
         _choice("training.strategy", self.strategy, STRATEGIES)
         _choice("training.fold_workers", self.fold_workers, FOLD_WORKERS)
+        _choice("training.loss", self.loss, LOSSES)
         _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
         for name in ("shuffle", "tensorboard", "csv_log", "auto_budget", "window_loss"):
             if not isinstance(getattr(self, name), bool):

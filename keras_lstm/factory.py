@@ -156,7 +156,8 @@ def build_model(
     if task == "regression":
         horizon, targets = output_shape
         stack += [layers.Dense(horizon * targets), layers.Reshape((horizon, targets))]
-        loss, metrics = "mse", ["mae"]
+        loss = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[training.loss]
+        metrics = ["mae"]
     elif output_shape[0] == 2:
         stack.append(layers.Dense(1, activation="sigmoid"))
         loss, metrics = "binary_crossentropy", ["accuracy"]
