@@ -1,21 +1,16 @@
 """Tests of `tflite_export`: builtin-only conversion, parity, quantization modes, the predictor."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-# The editable install may predate `tflite_export`: import it from this checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from keras_lstm.config import ModelConfig  # noqa: E402
-from keras_lstm.errors import BundleError, DataError, ExportError  # noqa: E402
-from keras_lstm.factory import build_model  # noqa: E402
-from tflite_export import LitePredictor, export  # noqa: E402
-from tflite_export.export import report_path  # noqa: E402
+from keras_lstm.config import ModelConfig
+from keras_lstm.errors import BundleError, DataError, ExportError
+from keras_lstm.factory import build_model
+from tflite_export import LitePredictor, export
+from tflite_export.export import report_path
 
 LOOKBACK, FEATURES = 12, 3
 MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
@@ -189,12 +184,16 @@ def test_trained_int8_full_is_close_to_keras(tmp_path):
 
 def test_failed_parity_check_writes_no_file(tmp_path):
     model = _model("lstm")
-    out = tmp_path / "sub" / "model.tflite"
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "other.txt").write_text("kept")
+    out = folder / "model.tflite"
     with pytest.raises(ExportError, match="Parity check failed"):
         export(model, "int8", out, _windows(16), max_error=0.0)
     assert not out.exists()
     assert not report_path(out).exists()
-    assert list(out.parent.iterdir()) == [] if out.parent.exists() else True
+    # No model, report or temporary file (`.model.tflite.*.tmp`) is left; the rest is untouched.
+    assert sorted(path.name for path in folder.iterdir()) == ["other.txt"]
 
 
 def test_bad_mode_and_missing_windows(tmp_path):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +38,69 @@ def report_path(out_path: str | os.PathLike) -> Path:
     return out_path.with_name(out_path.name + ".json")
 
 
-def _parts(bundle_or_model, mode, representative, validation, lookback):
+@dataclass(frozen=True)
+class ExportInputs:
+    """What `export` works from, resolved from a bundle or a bare model by `_parts`.
+
+    Attributes:
+        model: the Keras model to convert.
+        preprocessing: the bundle's preprocessing dict (empty for a bare model).
+        representative: scaled calibration windows, or None (only int8 modes need them).
+        validation: scaled held-out windows for the parity check, `(n, lookback, features)`.
+        lookback: window length for a model whose time dimension is None, or None.
+        threshold: the bundle's `config.export.max_error`, or None.
+    """
+
+    model: Any
+    preprocessing: dict
+    representative: np.ndarray | None
+    validation: np.ndarray
+    lookback: int | None
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One conversion recipe tried, and its parity against Keras on the validation windows.
+
+    Attributes:
+        name: the recipe's name (`tflite_export.convert.RECIPES`), e.g. `integer-lstm`.
+        description: the recipe's description, as `convert` returns it.
+        content: the `.tflite` bytes.
+        ops: op name -> count in the converted model.
+        builtin_only: every op is a builtin.
+        interpreter: a LiteRT interpreter of `content`.
+        max_abs_error: the largest absolute difference from Keras.
+        relative_rmse: RMSE of the difference over the std of Keras' outputs.
+    """
+
+    name: str
+    description: str
+    content: bytes
+    ops: dict
+    builtin_only: bool
+    interpreter: Any
+    max_abs_error: float
+    relative_rmse: float
+
+    def summary(self) -> dict:
+        """The attempt as the report's `recipes_tried` lists it."""
+        return {
+            "recipe": self.name,
+            "relative_rmse": self.relative_rmse,
+            "size_bytes": len(self.content),
+        }
+
+
+@dataclass(frozen=True)
+class RecipeSearch:
+    """The outcome of `_search_recipes`: the attempt kept and every attempt, in order."""
+
+    chosen: Attempt
+    attempts: list[Attempt]
+
+
+def _parts(bundle_or_model, mode, representative, validation, lookback) -> ExportInputs:
     """Model, preprocessing, calibration windows, validation windows and default threshold."""
     if hasattr(bundle_or_model, "model"):
         bundle = bundle_or_model
@@ -74,7 +138,14 @@ def _parts(bundle_or_model, mode, representative, validation, lookback):
     for name, windows in (("representative", representative), ("validation", validation)):
         if windows is not None:
             _check_windows(name, np.asarray(windows), model)
-    return model, preprocessing, representative, np.asarray(validation), lookback, threshold
+    return ExportInputs(
+        model=model,
+        preprocessing=preprocessing,
+        representative=representative,
+        validation=np.asarray(validation),
+        lookback=lookback,
+        threshold=threshold,
+    )
 
 
 def _check_windows(name: str, windows: np.ndarray, model) -> None:
@@ -168,90 +239,134 @@ def export(
     """
     if mode not in MODES:
         raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
-    model, preprocessing, representative, validation, lookback, threshold = _parts(
-        bundle_or_model, mode, representative, validation, lookback
-    )
+    inputs = _parts(bundle_or_model, mode, representative, validation, lookback)
     if max_error is None:
-        max_error = threshold if threshold is not None else DEFAULT_MAX_ERROR[mode]
-    forward, spec = build_forward(model, lookback)
-    window = is_window_normalized(model)
+        max_error = inputs.threshold if inputs.threshold is not None else DEFAULT_MAX_ERROR[mode]
+    forward, spec = build_forward(inputs.model, inputs.lookback)
+    window = is_window_normalized(inputs.model)
     time_steps = int(spec.shape[1])
+    validation = inputs.validation
     if validation.shape[1] != time_steps:
         raise ExportError(
             f"Validation windows have {validation.shape[1]} steps; the model takes {time_steps}."
         )
     keras_outputs, keras_latency = _keras_outputs(
-        model, validation.astype(spec.dtype.as_numpy_dtype)
+        inputs.model, validation.astype(spec.dtype.as_numpy_dtype)
     )
-    best = None
-    tried = []
-    for name in recipes(mode, window):
-        if name.endswith("float-lstm") and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in best[3]:
-            break  # keeping LSTMs in float changes nothing without LSTMs
-        content, recipe = convert(forward, mode, representative, name, window)
-        ops, builtin_only = runtime.op_counts(content)
-        if not builtin_only:
-            others = sorted(op for op in ops if op.startswith("CUSTOM"))
-            raise ExportError(
-                f"The converted model still holds non-builtin ops {others}; no file was written."
-            )
-        lite = runtime.interpreter(content)
-        difference = runtime.run_windows(lite, validation).astype(np.float64)
-        difference -= keras_outputs.reshape(difference.shape)
-        max_abs_error = float(np.max(np.abs(difference)))
-        rmse = float(np.sqrt(np.mean(difference**2)))
-        spread = float(np.std(keras_outputs))
-        relative_rmse = rmse / spread if spread > 0 else rmse
-        tried.append({"recipe": name, "relative_rmse": relative_rmse, "size_bytes": len(content)})
-        candidate = (relative_rmse, content, recipe, ops, builtin_only, lite, max_abs_error)
-        if best is None or relative_rmse < best[0]:
-            best = candidate
-        if relative_rmse <= INTEGER_TARGET:
-            best = candidate
-            break
-    relative_rmse, content, recipe, ops, builtin_only, lite, max_abs_error = best
-    latency = runtime.lite_latency_ms(lite, validation[0])
+    search = _search_recipes(forward, mode, window, inputs, keras_outputs)
+    report = _report(mode, search, inputs, max_error, keras_latency, time_steps)
+    chosen = search.chosen
+    if not chosen.relative_rmse <= max_error:
+        raise ExportError(
+            f"Parity check failed for mode {mode!r}: relative RMSE {chosen.relative_rmse:.4g} "
+            f"against Keras exceeds max_error={max_error:g} (max abs error "
+            f"{chosen.max_abs_error:.4g}); no file was written. Raise --max-error or choose a "
+            "less aggressive --quantize mode."
+        )
+    _commit(out_path, chosen.content, report)
+    return report
 
-    report = {
+
+def _search_recipes(forward, mode: str, window: bool, inputs: ExportInputs, keras_outputs):
+    """Convert with `mode`'s recipes in order and measure each one's parity against Keras.
+
+    Stops at the first recipe whose relative RMSE meets `INTEGER_TARGET` and keeps it; else
+    keeps the most accurate of all. A float-LSTM recipe is skipped when the model converted
+    without fused LSTMs (keeping them in float would change nothing).
+
+    Raises:
+        ExportError: the converter failed, or a non-builtin op remains.
+    """
+    chosen = None
+    attempts = []
+    for name in recipes(mode, window):
+        if name.endswith("float-lstm") and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in chosen.ops:
+            break  # keeping LSTMs in float changes nothing without LSTMs
+        attempt = _attempt(forward, mode, name, window, inputs, keras_outputs)
+        attempts.append(attempt)
+        if chosen is None or attempt.relative_rmse < chosen.relative_rmse:
+            chosen = attempt
+        if attempt.relative_rmse <= INTEGER_TARGET:
+            chosen = attempt
+            break
+    return RecipeSearch(chosen=chosen, attempts=attempts)
+
+
+def _attempt(forward, mode, name, window, inputs: ExportInputs, keras_outputs) -> Attempt:
+    """Convert with one recipe, refuse non-builtin ops, and compare with Keras' outputs."""
+    content, description = convert(forward, mode, inputs.representative, name, window)
+    ops, builtin_only = runtime.op_counts(content)
+    if not builtin_only:
+        others = sorted(op for op in ops if op.startswith("CUSTOM"))
+        raise ExportError(
+            f"The converted model still holds non-builtin ops {others}; no file was written."
+        )
+    lite = runtime.interpreter(content)
+    difference = runtime.run_windows(lite, inputs.validation).astype(np.float64)
+    difference -= keras_outputs.reshape(difference.shape)
+    rmse = float(np.sqrt(np.mean(difference**2)))
+    spread = float(np.std(keras_outputs))
+    return Attempt(
+        name=name,
+        description=description,
+        content=content,
+        ops=ops,
+        builtin_only=builtin_only,
+        interpreter=lite,
+        max_abs_error=float(np.max(np.abs(difference))),
+        relative_rmse=rmse / spread if spread > 0 else rmse,
+    )
+
+
+def _report(
+    mode: str,
+    search: RecipeSearch,
+    inputs: ExportInputs,
+    max_error: float,
+    keras_latency: float,
+    time_steps: int,
+) -> dict:
+    """The JSON-able report of the chosen attempt (`FILE.json` holds it, plus `file`)."""
+    chosen = search.chosen
+    representative = inputs.representative
+    return {
         "mode": mode,
-        "size_bytes": len(content),
-        "ops": ops,
-        "builtin_only": builtin_only,
-        "max_abs_error": max_abs_error,
-        "relative_rmse": relative_rmse,
+        "size_bytes": len(chosen.content),
+        "ops": chosen.ops,
+        "builtin_only": chosen.builtin_only,
+        "max_abs_error": chosen.max_abs_error,
+        "relative_rmse": chosen.relative_rmse,
         "max_error": float(max_error),
-        "latency_ms_p50": latency,
+        "latency_ms_p50": runtime.lite_latency_ms(chosen.interpreter, inputs.validation[0]),
         "keras_latency_ms_p50": keras_latency,
-        "recipe": recipe,
-        "validation_windows": int(len(validation)),
+        "recipe": chosen.description,
+        "validation_windows": int(len(inputs.validation)),
         "representative_windows": int(len(representative)) if representative is not None else 0,
-        "recipes_tried": tried,
-        **runtime.io_quantization(lite),
-        "preprocessing": {**preprocessing, "lookback": time_steps},
+        "recipes_tried": [attempt.summary() for attempt in search.attempts],
+        **runtime.io_quantization(chosen.interpreter),
+        "preprocessing": {**inputs.preprocessing, "lookback": time_steps},
         "state_reset": STATE_NOTE,
     }
-    if not relative_rmse <= max_error:
-        raise ExportError(
-            f"Parity check failed for mode {mode!r}: relative RMSE {relative_rmse:.4g} against "
-            f"Keras exceeds max_error={max_error:g} (max abs error {max_abs_error:.4g}); no file "
-            "was written. Raise --max-error or choose a less aggressive --quantize mode."
-        )
 
+
+def _commit(out_path: str | os.PathLike, content: bytes, report: dict) -> None:
+    """Write the `.tflite` file and its JSON report, each to a temporary name in the target
+    folder first, then renamed into place; on failure no temporary file is left."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     json_path = report_path(out_path)
     text = json.dumps({"file": out_path.name, **report}, indent=2, default=_json_default)
     model_tmp = _atomic_write(out_path, content)
+    report_tmp = None
     try:
         report_tmp = _atomic_write(json_path, text.encode("utf-8"))
         os.replace(model_tmp, out_path)
         os.replace(report_tmp, json_path)
     except BaseException:
-        for tmp in (model_tmp, locals().get("report_tmp")):
-            if tmp is not None and Path(tmp).exists():
-                Path(tmp).unlink()
+        for tmp in (model_tmp, report_tmp):
+            if tmp is not None and tmp.exists():
+                tmp.unlink()
         raise
-    return report
 
 
 def _json_default(value):
