@@ -30,7 +30,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 DATA = ROOT / "keras_lstm" / "datasets" / "seattle_weather.csv"
 
@@ -80,8 +79,25 @@ def _workers_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def _import_tuning_package() -> None:
+    """Import the repository's `tuning` package by its path. Run as a script, this file's folder
+    leads the import path, so `import tuning` would find this file (`tuning.py`) instead."""
+    import importlib.util
+
+    if hasattr(sys.modules.get("tuning"), "__path__"):
+        return
+    init = ROOT / "tuning" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        "tuning", init, submodule_search_locations=[str(init.parent)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tuning"] = module
+    spec.loader.exec_module(module)
+
+
 def single(trials: int, epochs: int, out: Path, fold_workers: str = "auto") -> dict:
     """One process, one thread: trials per hour and RSS after each trial."""
+    _import_tuning_package()
     from tuning.cli import one_thread
 
     one_thread()

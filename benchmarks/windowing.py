@@ -48,7 +48,6 @@ TRAIN_WINDOWS = 20_480  # 80 full batches of 256: no ragged last batch to retrac
 MB = 1e6
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def create_dataset(data, lookback):

@@ -21,15 +21,11 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-# The editable install may predate `tflite_export` and `tuning`: import them from this checkout.
-sys.path.insert(0, str(ROOT))
-
-from keras_lstm import load_config  # noqa: E402
-from keras_lstm.config import DataConfig  # noqa: E402
-from keras_lstm.data import load_table  # noqa: E402
-from keras_lstm.data.sequences import sequences_from_arrays  # noqa: E402
-from keras_lstm.errors import (  # noqa: E402
+from keras_lstm import load_config
+from keras_lstm.config import DataConfig
+from keras_lstm.data import load_table
+from keras_lstm.data.sequences import sequences_from_arrays
+from keras_lstm.errors import (
     BundleError,
     ConfigError,
     DataError,
@@ -37,6 +33,7 @@ from keras_lstm.errors import (  # noqa: E402
     KerasLSTMError,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 LOOKBACK = 4
 ROWS = 40
 TINY = {

@@ -1,15 +1,11 @@
 """End to end with a real `keras_lstm.Bundle`: fit, save, `keras-lstm export`, LitePredictor."""
 
-import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from keras_lstm.config import load_config  # noqa: E402
+from keras_lstm.config import load_config
 
 pytestmark = pytest.mark.slow
 

@@ -1,21 +1,16 @@
 """Tests of `keras_lstm.normalization` (window normalization inside the model) and of what it is
 for: forecasts of a series whose test part leaves the training range."""
 
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from keras_lstm.config import ModelConfig, load_config  # noqa: E402
-from keras_lstm.errors import ConfigError  # noqa: E402
-from keras_lstm.factory import build_model  # noqa: E402
-from keras_lstm.normalization import WindowNormalized  # noqa: E402
-from keras_lstm.training import fit  # noqa: E402
+from keras_lstm.config import ModelConfig, load_config
+from keras_lstm.errors import ConfigError
+from keras_lstm.factory import build_model
+from keras_lstm.normalization import WindowNormalized
+from keras_lstm.training import fit
 
 LOOKBACK = 12
 

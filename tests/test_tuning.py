@@ -15,17 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-# The editable install may predate `tuning`: import it from this checkout.
-sys.path.insert(0, str(ROOT))
+import keras_lstm.training
+import tuning
+from keras_lstm.config import load_config
+from keras_lstm.errors import ConfigError
+from keras_lstm.training import cross_validate
+from tuning.search_space import DEFAULT_SEARCH_SPACE, SearchSpace
+from tuning.tuner import _PreparedCache
 
-import keras_lstm.training  # noqa: E402
-import tuning  # noqa: E402
-from keras_lstm.config import load_config  # noqa: E402
-from keras_lstm.errors import ConfigError  # noqa: E402
-from keras_lstm.training import cross_validate  # noqa: E402
-from tuning.search_space import DEFAULT_SEARCH_SPACE, SearchSpace  # noqa: E402
-from tuning.tuner import _PreparedCache  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _frame(rows=200):
