@@ -7,7 +7,7 @@
 import argparse
 
 import keras_lstm
-from keras_lstm.commands import summary_table
+from keras_lstm.pipeline import summary_table
 from keras_lstm.quickstart import dataset_path
 
 

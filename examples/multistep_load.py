@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 import keras_lstm
-from keras_lstm.commands import summary_table
+from keras_lstm.pipeline import summary_table
 
 
 def make_data(days=120, seed=0):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 import keras_lstm
-from keras_lstm.commands import summary_table
+from keras_lstm.pipeline import summary_table
 
 
 def make_data(rows=1500, seed=0):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 import keras_lstm
-from keras_lstm.commands import summary_table
+from keras_lstm.pipeline import summary_table
 
 POSITIVE = "great excellent love perfect works fast sturdy recommend happy solid".split()
 NEGATIVE = "broken terrible hate slow flimsy refund waste poor awful disappointed".split()

@@ -11,7 +11,10 @@ import argparse
 import os
 import sys
 
+import tflite_export.cli as tflite_cli
+import tuning.cli as tuning_cli
 from keras_lstm.errors import KerasLSTMError
+from keras_lstm.startup import import_tensorflow_quietly
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
@@ -68,52 +71,20 @@ def _parser() -> argparse.ArgumentParser:
         description="Predict with a bundle folder or a .tflite file: one prediction per "
         "complete window of the input CSV, in the data's own units.",
     )
-    predict.add_argument("model", metavar="BUNDLE_OR_TFLITE", help="bundle folder or .tflite file")
+    predict.add_argument(
+        "model",
+        metavar="BUNDLE_OR_TFLITE",
+        help="bundle folder (or its run folder) or .tflite file",
+    )
     predict.add_argument("--input", required=True, help="CSV with the training feature columns")
     predict.add_argument("--output", help="CSV to write (default: print to stdout)")
 
-    tune = commands.add_parser(
-        "tune",
-        help="Keras Tuner search scored by walk-forward CV",
-        description="Search the config's tuning.search_space with Keras Tuner; the objective is "
-        "the mean validation loss over the walk-forward folds. Writes the trials table, the "
-        "best config and (by default) the refitted bundle.",
-    )
-    tune.add_argument("config", help="YAML or JSON config file")
-    tune.add_argument("--out", default="tune", help="output folder (default: %(default)s)")
-    tune.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
-    tune.add_argument(
-        "--chief",
-        metavar="HOST:PORT",
-        help="distributed tuning: the chief's address (run the chief with this flag alone)",
-    )
-    tune.add_argument("--worker", metavar="ID", help="distributed tuning: run as worker ID")
-
-    export = commands.add_parser(
-        "export",
-        help="convert a bundle to TFLite (builtin ops only) with a parity report",
-        description="Convert a bundle's model to a .tflite file with builtin ops only, check "
-        "it against the Keras model on held-out windows and write FILE.json beside it.",
-    )
-    export.add_argument("bundle", help="bundle folder written by `keras-lstm train`")
-    export.add_argument(
-        "--quantize",
-        default="int8",
-        choices=["float32", "float16", "dynamic", "int8", "int8-full"],
-        help="quantization mode (default: %(default)s)",
-    )
-    export.add_argument("--out", help="output .tflite file (default: BUNDLE/model-MODE.tflite)")
-    export.add_argument(
-        "--max-error",
-        type=float,
-        help="fail (writing no file) if relative RMSE against Keras exceeds this",
-    )
-    export.add_argument(
-        "--format",
-        default="tflite",
-        choices=["tflite", "saved_model"],
-        help="tflite (default) or a SavedModel for TensorFlow Serving",
-    )
+    quick.set_defaults(run=_run_quickstart)
+    train.set_defaults(run=_run_train)
+    predict.set_defaults(run=_run_predict)
+    # the packages above the core declare their own commands
+    tuning_cli.add_command(commands)
+    tflite_cli.add_command(commands)
     return parser
 
 
@@ -138,45 +109,24 @@ def help_markdown(width: int = 100) -> str:
     return "".join(f"## `{title}`\n\n```text\n{text.rstrip()}\n```\n\n" for title, text in sections)
 
 
-def _dispatch(args) -> int:
-    if args.command == "quickstart":
-        from keras_lstm.quickstart import run_quickstart
+# The commands below import Keras and TensorFlow, which take seconds: loaded when a command
+# runs, so `keras-lstm --help` and argument errors answer at once.
+def _run_quickstart(args) -> int:
+    from keras_lstm.quickstart import run_quickstart
 
-        return run_quickstart(args)
-    if args.command == "train":
-        from keras_lstm.commands import run_train
-
-        return run_train(args)
-    if args.command == "predict":
-        from keras_lstm.commands import run_predict
-
-        return run_predict(args)
-    if args.command == "tune":
-        from tuning.cli import run_tune
-
-        return run_tune(args)
-    if args.command == "export":
-        from tflite_export.cli import run_export
-
-        return run_export(args)
-    raise AssertionError(args.command)
+    return run_quickstart(args)
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with file descriptor 2 silenced: its C++ runtime prints start-up notices
-    to stderr that no log level turns off, and an error must reach the user as one line."""
-    import sys as _sys
+def _run_train(args) -> int:
+    from keras_lstm.commands import run_train
 
-    _sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    return run_train(args)
+
+
+def _run_predict(args) -> int:
+    from keras_lstm.commands import run_predict
+
+    return run_predict(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         import_tensorflow_quietly()
     try:
-        return _dispatch(args) or 0
+        return args.run(args) or 0
     except KerasLSTMError as err:
         if args.debug:
             raise

@@ -18,7 +18,6 @@ import dataclasses
 import difflib
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import yaml
 
 from keras_lstm.errors import ConfigError
+from keras_lstm.files import atomic_write_text
 
 TASKS = ("regression", "classification")
 SCALERS = ("auto", "window", "standard", "minmax", "robust", "none")
@@ -576,21 +576,6 @@ def load_config(source: str | os.PathLike | Mapping | Config | None = None) -> C
                 data[key] = str((path.parent / data[key]).resolve())
         raw["data"] = data
     return from_dict(raw)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text to `path` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _field_docs(cls) -> dict[str, str]:

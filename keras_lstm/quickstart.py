@@ -10,6 +10,9 @@ from pathlib import Path
 
 from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError
+from keras_lstm.pipeline import summary_table, train_and_save
+from tflite_export import LitePredictor
+from tflite_export.export import export
 
 DEFAULT_EPOCHS = 30
 EPOCHS_ENV = "KERAS_LSTM_QUICKSTART_EPOCHS"
@@ -58,8 +61,6 @@ def _epochs(args) -> int:
 
 def run_quickstart(args) -> int:
     """Run the quickstart and print where everything was written."""
-    from keras_lstm.commands import summary_table, train_and_save
-
     start = time.perf_counter()
     epochs = _epochs(args)
     out = Path(args.out)
@@ -74,14 +75,11 @@ def run_quickstart(args) -> int:
     print()
     print(summary_table(bundle.metrics, config.task))
 
-    from keras_lstm.commands import lite_predictions
-    from tflite_export import LitePredictor, export
-
     reports = {}
     for mode in ("float32", "int8"):
         path = out / f"model-{mode}.tflite"
         reports[mode] = export(bundle, mode, path)
-    predictions = lite_predictions(LitePredictor(out / "model-int8.tflite"), config.data.path)
+    predictions = LitePredictor(out / "model-int8.tflite").predict_frame(config.data.path)
     predictions.to_csv(out / "predictions-int8.csv", index_label="date")
 
     print("\nTFLite export (builtin ops only):")

@@ -37,7 +37,7 @@ def _wait_for(condition, process, timeout=300):
 
 
 def _fold_workers(cwd: Path) -> list[str]:
-    """Process ids of fold workers (`python -m keras_lstm.workers`) running in `cwd`."""
+    """Process ids of fold workers (`python -m keras_lstm.training.workers`) running in `cwd`."""
     found = []
     for pid in os.listdir("/proc"):
         try:
@@ -45,7 +45,7 @@ def _fold_workers(cwd: Path) -> list[str]:
             where = Path(os.readlink(f"/proc/{pid}/cwd"))
         except OSError:  # not a process, gone, or not ours
             continue
-        if b"keras_lstm.workers" in command and where == cwd:
+        if b"keras_lstm.training.workers" in command and where == cwd:
             found.append(pid)
     return found
 

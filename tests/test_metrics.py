@@ -87,7 +87,7 @@ def test_baseline_comparison_picks_the_best_baseline_and_says_who_wins():
 
 
 def test_verdict_line_says_plainly_when_the_model_loses():
-    from keras_lstm.commands import verdict_line
+    from keras_lstm.pipeline import verdict_line
 
     comparison = {
         "cv": {

@@ -9,9 +9,9 @@ from keras_lstm.config import DataConfig, ModelConfig, TrainingConfig, load_conf
 from keras_lstm.data.sequences import (
     load_sequences,
     pad,
-    plan_sample_splits,
     sequences_from_arrays,
 )
+from keras_lstm.data.splits import plan_sample_splits
 from keras_lstm.errors import ConfigError, DataError
 from keras_lstm.factory import build_model
 from keras_lstm.training import fit, prepare

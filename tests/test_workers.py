@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from tensorflow.python.eager import context
 
-from keras_lstm import workers
 from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError, DataError, WorkerError
-from keras_lstm.training import cross_validate, prepare
+from keras_lstm.training import cross_validate, prepare, workers
+from keras_lstm.training.loop import FoldResult, fit_fold
 
 TINY = {
     "seed": 5,
@@ -89,7 +89,7 @@ def test_a_killed_worker_is_a_clear_error(monkeypatch, private_tmp):
         workers, "_command", lambda folder: [sys.executable, "-c", "import sys; sys.exit(9)"]
     )
     with pytest.raises(WorkerError, match=r"folds \[0, 1\] exited with code 9.*fold_workers"):
-        workers.fit_folds_in_workers(prepared, [0, 1], verbose=0)
+        workers.fit_folds_in_workers(fit_fold, FoldResult, prepared, [0, 1], verbose=0)
     assert list(private_tmp.iterdir()) == []
 
 
@@ -112,7 +112,9 @@ def test_an_error_in_a_worker_reaches_the_caller(private_tmp):
     # an unexpected error inside the worker comes back as a WorkerError that names it
     prepared = prepare(load_config(TINY), _frame())
     with pytest.raises(WorkerError, match="IndexError"):
-        workers.fit_folds_in_workers(prepared, [7], verbose=0)  # there is no fold 7
+        workers.fit_folds_in_workers(
+            fit_fold, FoldResult, prepared, [7], verbose=0
+        )  # there is no fold 7
 
 
 def test_a_worker_whose_parent_is_gone_exits(tmp_path):
@@ -188,5 +190,5 @@ def test_no_python_executable_is_a_clear_error(monkeypatch, private_tmp):
     prepared = prepare(load_config(TINY), _frame())
     monkeypatch.setattr(workers.sys, "executable", "")
     with pytest.raises(WorkerError, match="sys.executable.*fold_workers: never"):
-        workers.fit_folds_in_workers(prepared, [0], verbose=0)
+        workers.fit_folds_in_workers(fit_fold, FoldResult, prepared, [0], verbose=0)
     assert list(private_tmp.iterdir()) == []

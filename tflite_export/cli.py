@@ -4,7 +4,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
+from tflite_export.runtime import report_path
+
+FORMATS = ("tflite", "saved_model")
+
+
+def add_command(commands) -> None:
+    """Declare `keras-lstm export` and its arguments on the CLI's subcommands.
+
+    Example:
+        >>> import argparse
+        >>> commands = argparse.ArgumentParser().add_subparsers(dest="command")
+        >>> add_command(commands)
+    """
+    export = commands.add_parser(
+        "export",
+        help="convert a bundle to TFLite (builtin ops only) with a parity report",
+        description="Convert a bundle's model to a .tflite file with builtin ops only, check "
+        "it against the Keras model on held-out windows and write FILE.json beside it.",
+    )
+    export.add_argument(
+        "bundle", help="bundle folder written by `keras-lstm train` (or its run folder)"
+    )
+    export.add_argument(
+        "--quantize",
+        default="int8",
+        choices=QUANTIZE_MODES,
+        help="quantization mode (default: %(default)s)",
+    )
+    export.add_argument("--out", help="output .tflite file (default: BUNDLE/model-MODE.tflite)")
+    export.add_argument(
+        "--max-error",
+        type=float,
+        help="fail (writing no file) if relative RMSE against Keras exceeds this",
+    )
+    export.add_argument(
+        "--format",
+        default="tflite",
+        choices=FORMATS,
+        help="tflite (default) or a SavedModel for TensorFlow Serving",
+    )
+    export.set_defaults(run=run_export)
 
 
 def run_export(args) -> int:
@@ -20,21 +62,20 @@ def run_export(args) -> int:
         BundleError: the bundle cannot be loaded.
         ExportError: conversion or the parity check failed (no file is written).
     """
+    # TensorFlow takes seconds to import: loaded when the command runs, not for `--help`
     from keras_lstm.bundle import Bundle
+    from tflite_export.export import export
+    from tflite_export.saved_model import export_saved_model
 
     bundle = Bundle.load(args.bundle)
-    fmt = getattr(args, "format", "tflite") or "tflite"
+    fmt = args.format
     if fmt == "saved_model":
-        from tflite_export.saved_model import export_saved_model
-
         out = Path(args.out or Path(args.bundle) / "saved_model")
         export_saved_model(bundle, out)
         print(f"SavedModel written to {out} (signature `serving_default`: scaled windows in).")
         return 0
-    if fmt != "tflite":
+    if fmt not in FORMATS:
         raise ExportError(f"Expected --format tflite or saved_model. Received: {fmt!r}")
-    from tflite_export.export import export, report_path
-
     mode = args.quantize
     out = Path(args.out or Path(args.bundle) / f"model-{mode}.tflite")
     report = export(bundle, mode, out, max_error=args.max_error)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
 from tflite_export.forward import WINDOW_SCOPE
 
-MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
+MODES = QUANTIZE_MODES  # one list, in the config (`export.quantize`)
 
 RECIPES = {
     "float32": "float32: fused UNIDIRECTIONAL_SEQUENCE_LSTM, unrolled GRU, no quantization",

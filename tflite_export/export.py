@@ -15,6 +15,8 @@ from keras_lstm.errors import ExportError
 from tflite_export import runtime
 from tflite_export.convert import INTEGER_TARGET, MODES, convert, recipes
 from tflite_export.forward import build_forward, is_window_normalized
+from tflite_export.ops import op_counts
+from tflite_export.runtime import report_path
 
 # Default parity thresholds on relative RMSE (TFLite vs Keras over the std of Keras' outputs).
 DEFAULT_MAX_ERROR = {
@@ -30,12 +32,6 @@ STATE_NOTE = (
     "interpreter's variables before every window (Python: interpreter.reset_all_variables(); "
     "Android: Interpreter.resetVariableTensors())."
 )
-
-
-def report_path(out_path: str | os.PathLike) -> Path:
-    """Where the JSON report of `out_path` goes: the file's name with `.json` appended."""
-    out_path = Path(out_path)
-    return out_path.with_name(out_path.name + ".json")
 
 
 @dataclass(frozen=True)
@@ -295,7 +291,7 @@ def _search_recipes(forward, mode: str, window: bool, inputs: ExportInputs, kera
 def _attempt(forward, mode, name, window, inputs: ExportInputs, keras_outputs) -> Attempt:
     """Convert with one recipe, refuse non-builtin ops, and compare with Keras' outputs."""
     content, description = convert(forward, mode, inputs.representative, name, window)
-    ops, builtin_only = runtime.op_counts(content)
+    ops, builtin_only = op_counts(content)
     if not builtin_only:
         others = sorted(op for op in ops if op.startswith("CUSTOM"))
         raise ExportError(

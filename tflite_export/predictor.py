@@ -7,10 +7,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from keras_lstm.data.loading import _parse_times, read_frame
+from keras_lstm.data.outputs import prediction_frame, times_after
+from keras_lstm.data.sequences import pad, sequences_from_arrays
 from keras_lstm.errors import BundleError, DataError
 from tflite_export import runtime
-from tflite_export.export import report_path
+from tflite_export.runtime import report_path
 
 
 def _affine(raw: dict | None):
@@ -87,8 +91,6 @@ class LitePredictor:
         self.task = pre.get("task", "regression")
 
     def _windows(self, rows) -> np.ndarray:
-        import pandas as pd
-
         if isinstance(rows, pd.DataFrame):
             if not self.feature_names:
                 raise DataError(
@@ -144,10 +146,6 @@ class LitePredictor:
         """Whole sequences (a list of `(time, features)` arrays, or a long table with the series
         id column) scaled and zero-padded (or cut) to the exported length; the model skips the
         padding exactly as the Keras model's `Masking` layer does."""
-        import pandas as pd
-
-        from keras_lstm.data.sequences import pad, sequences_from_arrays
-
         pre = self.preprocessing
         if isinstance(sequences, pd.DataFrame):
             column = pre.get("series_id")
@@ -217,3 +215,27 @@ class LitePredictor:
         probabilities = self.predict(rows)
         classes = self.preprocessing.get("classes") or list(range(probabilities.shape[1]))
         return [classes[i] for i in probabilities.argmax(axis=1)]
+
+    def predict_frame(self, source, series=None) -> pd.DataFrame:
+        """Predictions as the DataFrame `Bundle.predict` returns, from a DataFrame or CSV path.
+
+        One row per window, indexed by the time of the first predicted step (the data's time
+        column when it has one), a column per target (or `TARGET@t+K`), or `label` and a
+        `p(CLASS)` column per class; whole sequences are indexed by their series id.
+
+        Example:
+            >>> LitePredictor("model.tflite").predict_frame("new_rows.csv")  # doctest: +SKIP
+        """
+        frame = read_frame(source)
+        pre = self.preprocessing
+        values = self.predict(frame, series=series)
+        if pre.get("kind") == "sequences":
+            ids = pd.unique(frame[pre["series_id"]])
+            return prediction_frame(pre, values, pd.Index(ids, name="series"))
+        time_column = pre.get("time_column")
+        if time_column and time_column in frame.columns:
+            index = pd.Index(_parse_times(frame, time_column), name=time_column)
+        else:
+            index = pd.RangeIndex(len(frame))
+        times = times_after(index, np.arange(self.lookback, len(frame) + 1))
+        return prediction_frame(pre, values, times)

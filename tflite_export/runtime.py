@@ -1,4 +1,6 @@
-"""Reading a `.tflite` file: its operators, and running windows through LiteRT one at a time.
+"""Running a `.tflite` file: its report's path, and windows through LiteRT one at a time.
+Imports only NumPy (LiteRT on first use), so the device side can use it; the file's operators
+are read by `tflite_export.ops`, which needs TensorFlow.
 
 The fused LSTM keeps its state in variable tensors between `invoke()` calls, so `run_windows`
 resets the interpreter's variables before every window (on Android: `resetVariableTensors()`).
@@ -6,47 +8,22 @@ resets the interpreter's variables before every window (on Android: `resetVariab
 
 from __future__ import annotations
 
+import os
 import time
-from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 
-def _builtin_names() -> dict[int, str]:
-    from tensorflow.lite.python import schema_py_generated as schema
+def report_path(out_path: str | os.PathLike) -> Path:
+    """Where the JSON report of `out_path` goes: the file's name with `.json` appended.
 
-    return {
-        value: name
-        for name, value in vars(schema.BuiltinOperator).items()
-        if not name.startswith("_") and isinstance(value, int)
-    }
-
-
-def op_counts(model: bytes) -> tuple[dict[str, int], bool]:
-    """The operators of every subgraph, by name, and whether all of them are builtins.
-
-    Custom and Flex ops appear as `CUSTOM:<name>`.
+    Example:
+        >>> report_path("model-int8.tflite").name
+        'model-int8.tflite.json'
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    names = _builtin_names()
-    root = schema.Model.GetRootAs(model, 0)
-    codes = []
-    for index in range(root.OperatorCodesLength()):
-        code = root.OperatorCodes(index)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        if builtin == schema.BuiltinOperator.CUSTOM:
-            custom = code.CustomCode()
-            codes.append(f"CUSTOM:{custom.decode() if custom else '?'}")
-        else:
-            codes.append(names.get(builtin, f"BUILTIN_{builtin}"))
-    counts: Counter = Counter()
-    for graph_index in range(root.SubgraphsLength()):
-        graph = root.Subgraphs(graph_index)
-        for op_index in range(graph.OperatorsLength()):
-            counts[codes[graph.Operators(op_index).OpcodeIndex()]] += 1
-    builtin_only = not any(name.startswith("CUSTOM") for name in counts)
-    return dict(sorted(counts.items())), builtin_only
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".json")
 
 
 def interpreter(model: bytes | None = None, path: str | None = None, threads: int = 1):

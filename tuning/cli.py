@@ -20,6 +20,33 @@ from keras_lstm.errors import ConfigError
 DEFAULT_HOST = "127.0.0.1"
 
 
+def add_command(commands) -> None:
+    """Declare `keras-lstm tune` and its arguments on the CLI's subcommands.
+
+    Example:
+        >>> import argparse
+        >>> commands = argparse.ArgumentParser().add_subparsers(dest="command")
+        >>> add_command(commands)
+    """
+    tune = commands.add_parser(
+        "tune",
+        help="Keras Tuner search scored by walk-forward CV",
+        description="Search the config's tuning.search_space with Keras Tuner; the objective is "
+        "the mean validation loss over the walk-forward folds. Writes the trials table, the "
+        "best config and (by default) the refitted bundle.",
+    )
+    tune.add_argument("config", help="YAML or JSON config file")
+    tune.add_argument("--out", default="tune", help="output folder (default: %(default)s)")
+    tune.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    tune.add_argument(
+        "--chief",
+        metavar="HOST:PORT",
+        help="distributed tuning: the chief's address (run the chief with this flag alone)",
+    )
+    tune.add_argument("--worker", metavar="ID", help="distributed tuning: run as worker ID")
+    tune.set_defaults(run=run_tune)
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """`HOST:PORT` (or `:PORT`, `PORT`: host 127.0.0.1) as `(host, port)`.
 
@@ -75,6 +102,8 @@ def run_tune(args) -> int:
             )
         os.environ.update(distributed_environment(args.chief, args.worker))
         one_thread()
+    # Keras Tuner and TensorFlow take seconds to import (not for `--help`), and a distributed
+    # process must set its environment and threads above before they load
     from tuning.tuner import tune
 
     role = "worker" if args.worker is not None else "chief" if args.chief else None

@@ -12,6 +12,7 @@ TensorBoard callbacks) is not used.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -20,11 +21,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
+import keras_tuner as kt
 import numpy as np
 import pandas as pd
 
-from keras_lstm.config import Config, atomic_write_text, load_config
+from keras_lstm.config import Config, load_config
 from keras_lstm.errors import KerasLSTMError
+from keras_lstm.files import atomic_write_text
+from keras_lstm.pipeline import summary_table as metrics_table
+from keras_lstm.pipeline import train_and_save
+from keras_lstm.training import cross_validate, prepare
 from tuning.search_space import HYPERBAND_EPOCHS, SearchSpace
 
 OBJECTIVE = "val_loss"
@@ -37,12 +44,6 @@ class TuningError(KerasLSTMError):
     """No trial of a search finished; the trials table holds each trial's error."""
 
 
-def _keras_tuner():
-    import keras_tuner
-
-    return keras_tuner
-
-
 def make_oracle(config: Config, *, max_consecutive_failed_trials: int = 3):
     """The Keras Tuner oracle of `config.tuning.algorithm`, minimising `val_loss`.
 
@@ -50,7 +51,6 @@ def make_oracle(config: Config, *, max_consecutive_failed_trials: int = 3):
     Hyperband's largest epoch budget is `training.epochs`; `tuning.max_trials` does not apply
     to it (its brackets decide the number of trials).
     """
-    kt = _keras_tuner()
     objective = kt.Objective(OBJECTIVE, direction="min")
     seed = None if config.seed is None else config.seed + 1
     common = {
@@ -77,10 +77,6 @@ class _PreparedCache:
         self.entries: dict[str, object] = {}
 
     def get(self, config: Config):
-        import dataclasses
-
-        from keras_lstm.training.prepare import prepare
-
         key = json.dumps(
             [
                 config.task,
@@ -96,11 +92,7 @@ class _PreparedCache:
         return dataclasses.replace(self.entries[key], config=config)
 
 
-def _base_tuner_class():
-    return _keras_tuner().engine.base_tuner.BaseTuner
-
-
-class CVTuner(_base_tuner_class()):
+class CVTuner(kt.engine.base_tuner.BaseTuner):
     """A Keras Tuner whose trials are walk-forward cross-validations of a config.
 
     Args:
@@ -134,11 +126,6 @@ class CVTuner(_base_tuner_class()):
             keras_tuner.errors.FailedTrialError: anything went wrong (the trial is recorded as
                 FAILED with the error, and the search goes on).
         """
-        import keras
-
-        kt = _keras_tuner()
-        from keras_lstm.training import cross_validate
-
         keras.backend.clear_session()
         gc.collect()
         started = time.perf_counter()
@@ -424,9 +411,6 @@ def tune(config, data=None, *, out_dir, overwrite=False, verbose=1) -> TuneResul
 
 def refit_best(config: Config, data, out: Path, verbose=1):
     """`keras-lstm train` on the best config: CV, test, refit; writes the bundle and metrics."""
-    from keras_lstm.commands import summary_table as metrics_table
-    from keras_lstm.commands import train_and_save
-
     _say(verbose, f"\nFitting the best config into {out}")
     bundle = train_and_save(config, out, 0 if verbose in (0, False) else 2, data)
     _say(verbose, "\n" + metrics_table(bundle.metrics, config.task))

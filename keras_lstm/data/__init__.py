@@ -1,21 +1,35 @@
-"""Data: load and check a table, split it walk-forward, scale it leak-free, window it lazily."""
+"""Data: load and check a table, split it walk-forward, scale it leak-free, window it lazily.
 
-from keras_lstm.data.loading import Table, load_table, read_frame
-from keras_lstm.data.scaling import Scaler
-from keras_lstm.data.splits import Fold, SplitPlan, plan_splits, test_start_row
-from keras_lstm.data.windows import WindowBatches, WindowData, as_tf_dataset, input_windows
+The names below load on first use: `loading`, `sequences` and `outputs` need only NumPy and
+pandas (the device-side predictor reads rows and writes frames through them), while `windows`
+needs Keras and `splits` and `scaling` scikit-learn.
 
-__all__ = [
-    "Fold",
-    "Scaler",
-    "SplitPlan",
-    "Table",
-    "WindowBatches",
-    "WindowData",
-    "as_tf_dataset",
-    "input_windows",
-    "load_table",
-    "plan_splits",
-    "read_frame",
-    "test_start_row",
-]
+Example:
+    >>> from keras_lstm.data import load_table  # doctest: +SKIP
+"""
+
+import importlib
+
+_LAZY = {
+    "Table": "keras_lstm.data.loading",
+    "load_table": "keras_lstm.data.loading",
+    "read_frame": "keras_lstm.data.loading",
+    "Scaler": "keras_lstm.data.scaling",
+    "Fold": "keras_lstm.data.splits",
+    "SplitPlan": "keras_lstm.data.splits",
+    "plan_splits": "keras_lstm.data.splits",
+    "test_start_row": "keras_lstm.data.splits",
+    "WindowBatches": "keras_lstm.data.windows",
+    "WindowData": "keras_lstm.data.windows",
+    "as_tf_dataset": "keras_lstm.data.windows",
+    "input_windows": "keras_lstm.data.windows",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_lstm.data' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

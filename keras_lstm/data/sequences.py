@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from keras_lstm.config import DataConfig, TrainingConfig
+from keras_lstm.config import DataConfig
 from keras_lstm.data.loading import (
     _apply_missing,
     _check_numeric,
@@ -22,7 +20,6 @@ from keras_lstm.data.loading import (
     read_frame,
     select_features,
 )
-from keras_lstm.data.splits import Fold, SplitPlan
 from keras_lstm.errors import DataError
 
 PAD_VALUE = 0.0
@@ -198,58 +195,6 @@ def pad(sequences: list, length: int | None = None, dtype=np.float32) -> np.ndar
         seq = np.asarray(seq)[:length]
         out[i, : len(seq)] = seq
     return out
-
-
-def plan_sample_splits(
-    labels: np.ndarray,
-    data: DataConfig,
-    training: TrainingConfig,
-    seed: int | None,
-    stratify: bool,
-    test_count: int = 0,
-) -> SplitPlan:
-    """Split samples (not time steps): a held-out test set and `cv_splits` folds of the rest.
-
-    The test set is the last `test_count` samples when they come from `data.test_path`, else a
-    `data.test_size` share drawn with `train_test_split`. The folds come from `StratifiedKFold`
-    (classification) or `KFold`, shuffled with the config's seed.
-
-    Raises:
-        DataError: a class has too few samples for the test set or the folds.
-    """
-    n = len(labels)
-    index = np.arange(n)
-    encoded = pd.factorize(pd.Series(labels))[0] if stratify else None
-    if stratify:
-        counts = pd.Series(labels).value_counts()
-        need = training.cv_splits + (0 if test_count else 1)
-        if counts.min() < need:
-            raise DataError(
-                f"Class {counts.idxmin()!r} has {counts.min()} sequences; stratified splits into "
-                f"{training.cv_splits} folds and a test set need at least {need} per class. "
-                "Add data or lower `training.cv_splits`."
-            )
-    if test_count:
-        train, test = index[: n - test_count], index[n - test_count :]
-    else:
-        size = data.test_size if data.test_size < 1 else int(data.test_size)
-        train, test = train_test_split(index, test_size=size, random_state=seed, stratify=encoded)
-        train, test = np.sort(train), np.sort(test)
-    if len(train) < training.cv_splits:
-        raise DataError(
-            f"{len(train)} training sequences cannot make {training.cv_splits} folds. Add data "
-            "or lower `training.cv_splits`."
-        )
-    splitter = (
-        StratifiedKFold(training.cv_splits, shuffle=True, random_state=seed)
-        if stratify
-        else KFold(training.cv_splits, shuffle=True, random_state=seed)
-    )
-    folds = tuple(
-        Fold(train[a], train[b], -1)
-        for a, b in splitter.split(train, encoded[train] if stratify else None)
-    )
-    return SplitPlan(folds, Fold(train, test, -1), n - len(test))
 
 
 class SequenceData:

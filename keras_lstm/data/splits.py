@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import TimeSeriesSplit
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
 
 from keras_lstm.config import DataConfig, TrainingConfig
 from keras_lstm.errors import DataError
@@ -202,3 +203,55 @@ def plan_panel_splits(
     fit_rows = np.flatnonzero(rank < test_rank)
     final = Fold(final_train, np.concatenate(test), int(final_train.max() + horizon), fit_rows)
     return SplitPlan(tuple(folds), final, int(np.flatnonzero(rank >= test_rank)[0]))
+
+
+def plan_sample_splits(
+    labels: np.ndarray,
+    data: DataConfig,
+    training: TrainingConfig,
+    seed: int | None,
+    stratify: bool,
+    test_count: int = 0,
+) -> SplitPlan:
+    """Split samples (not time steps): a held-out test set and `cv_splits` folds of the rest.
+
+    The test set is the last `test_count` samples when they come from `data.test_path`, else a
+    `data.test_size` share drawn with `train_test_split`. The folds come from `StratifiedKFold`
+    (classification) or `KFold`, shuffled with the config's seed.
+
+    Raises:
+        DataError: a class has too few samples for the test set or the folds.
+    """
+    n = len(labels)
+    index = np.arange(n)
+    encoded = pd.factorize(pd.Series(labels))[0] if stratify else None
+    if stratify:
+        counts = pd.Series(labels).value_counts()
+        need = training.cv_splits + (0 if test_count else 1)
+        if counts.min() < need:
+            raise DataError(
+                f"Class {counts.idxmin()!r} has {counts.min()} sequences; stratified splits into "
+                f"{training.cv_splits} folds and a test set need at least {need} per class. "
+                "Add data or lower `training.cv_splits`."
+            )
+    if test_count:
+        train, test = index[: n - test_count], index[n - test_count :]
+    else:
+        size = data.test_size if data.test_size < 1 else int(data.test_size)
+        train, test = train_test_split(index, test_size=size, random_state=seed, stratify=encoded)
+        train, test = np.sort(train), np.sort(test)
+    if len(train) < training.cv_splits:
+        raise DataError(
+            f"{len(train)} training sequences cannot make {training.cv_splits} folds. Add data "
+            "or lower `training.cv_splits`."
+        )
+    splitter = (
+        StratifiedKFold(training.cv_splits, shuffle=True, random_state=seed)
+        if stratify
+        else KFold(training.cv_splits, shuffle=True, random_state=seed)
+    )
+    folds = tuple(
+        Fold(train[a], train[b], -1)
+        for a, b in splitter.split(train, encoded[train] if stratify else None)
+    )
+    return SplitPlan(folds, Fold(train, test, -1), n - len(test))

@@ -9,11 +9,16 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
-from keras_lstm.config import Config, atomic_write_text, load_config
-from keras_lstm.data import Fold, WindowBatches, as_tf_dataset
-from keras_lstm.data.windows import window_spread_weights
+from keras_lstm.bundle import Bundle, preprocessing_dict
+from keras_lstm.config import Config, load_config
+from keras_lstm.data.splits import Fold
+from keras_lstm.data.windows import WindowBatches, as_tf_dataset, window_spread_weights
+from keras_lstm.factory import build_model
+from keras_lstm.files import atomic_write_text
 from keras_lstm.metrics import (
     baseline_comparison,
     classification_metrics,
@@ -26,6 +31,7 @@ from keras_lstm.normalization import WINDOW_FLOOR
 from keras_lstm.training.budget import Budget, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
 from keras_lstm.training.runtime import resolve_strategy, seed_everything
+from keras_lstm.training.workers import fit_folds_in_workers
 
 
 @dataclass
@@ -88,8 +94,6 @@ def _fingerprint(config: Config) -> str:
 
 
 def _callbacks(config: Config, budget: Budget, validation: bool, tag: str, out_dir: Path | None):
-    import keras
-
     monitor = "val_loss" if validation else "loss"
     training = config.training
     callbacks = [
@@ -140,8 +144,6 @@ def train_model(
     """Build a fresh model and fit it on `fold.train` (validating on `fold.validation` when
     `validation`) with the batch size and patiences of `fit_budget`; returns
     `(model, history)`."""
-    from keras_lstm.factory import build_model
-
     config = prepared.config
     training = config.training
     strategy = resolve_strategy(config)
@@ -185,8 +187,6 @@ def train_model(
             val = None
     class_weight = None
     if prepared.classes is not None and training.class_weight == "balanced":
-        from sklearn.utils.class_weight import compute_class_weight
-
         seen = prepared.labels[fold.train]
         present = np.unique(seen)
         weights = compute_class_weight("balanced", classes=present, y=seen)
@@ -219,8 +219,6 @@ def _window_loss_weights(prepared: Prepared, fold: Fold, fold_data: FoldData):
 
 
 def _validation_callback_base():
-    import keras
-
     return keras.callbacks.Callback
 
 
@@ -240,8 +238,6 @@ class _ReplicaSafeValidation(_validation_callback_base()):
         self.y = np.concatenate([p[1] for p in parts])
 
     def on_epoch_end(self, epoch, logs=None):
-        import keras
-
         pred = self.model.predict(self.x, batch_size=1024, verbose=0)
         loss_fn = keras.losses.get(self.model.loss)
         loss = float(keras.ops.mean(loss_fn(self.y, pred)))
@@ -356,7 +352,7 @@ def cross_validate(
     is never touched. A finished fold is recorded under `training.backup_dir` (default
     `OUT/backup`), so a killed run started again skips it; an unfinished fit resumes from its
     last finished epoch (Keras `BackupAndRestore`). With `training.fold_workers: always` the
-    folds are fitted in short-lived worker processes (see `keras_lstm.workers`), which
+    folds are fitted in short-lived worker processes (see `keras_lstm.training.workers`), which
     keeps this process's memory flat however many folds it runs; the results are the same.
 
     Args:
@@ -378,8 +374,6 @@ def cross_validate(
         >>> result = cross_validate("config.yaml")  # doctest: +SKIP
         >>> result.mean["rmse"], result.best_epochs  # doctest: +SKIP
     """
-    import keras
-
     config = load_config(config)
     prepared = prepared or prepare(config, data, first_target)
     if prepared.config != config:
@@ -398,9 +392,9 @@ def cross_validate(
                 _say(verbose, f"fold {index + 1}/{count}: done earlier")
     todo = [index for index in range(count) if index not in results]
     if todo and config.training.fold_workers == "always":
-        from keras_lstm.workers import fit_folds_in_workers
-
-        fitted = fit_folds_in_workers(prepared, todo, out_dir=out_dir, verbose=verbose)
+        fitted = fit_folds_in_workers(
+            fit_fold, FoldResult, prepared, todo, out_dir=out_dir, verbose=verbose
+        )
     else:
         fitted = [fit_fold(prepared, index, out_dir=out_dir, verbose=verbose) for index in todo]
         keras.backend.clear_session()
@@ -427,8 +421,6 @@ def fit_fold(prepared: Prepared, index: int, *, out_dir=None, verbose="auto") ->
         >>> result = fit_fold(prepare(config, frame), 0)  # doctest: +SKIP
         >>> result.val_loss, result.metrics["rmse"]  # doctest: +SKIP
     """
-    import keras
-
     config = prepared.config
     out_dir = Path(out_dir) if out_dir else None
     fold = prepared.plan.folds[index]
@@ -510,10 +502,6 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
         >>> bundle = fit("config.yaml", out_dir="run")  # doctest: +SKIP
         >>> bundle.metrics["test"]["rmse"]  # doctest: +SKIP
     """
-    import keras
-
-    from keras_lstm.bundle import Bundle, preprocessing_dict
-
     config = load_config(config)
     prepared = prepare(config, data)
     cv = cv or cross_validate(config, out_dir=out_dir, verbose=verbose, prepared=prepared)

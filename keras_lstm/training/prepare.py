@@ -8,16 +8,8 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.config import Config
-from keras_lstm.data import (
-    Fold,
-    Scaler,
-    SplitPlan,
-    Table,
-    WindowData,
-    load_table,
-    plan_splits,
-    read_frame,
-)
+from keras_lstm.data.loading import Table, load_table, read_frame
+from keras_lstm.data.scaling import Scaler
 from keras_lstm.data.sequences import (
     PAD_VALUE,
     SequenceData,
@@ -25,10 +17,17 @@ from keras_lstm.data.sequences import (
     load_sequences,
     load_texts,
     pad,
-    plan_sample_splits,
     sequences_from_arrays,
 )
-from keras_lstm.data.splits import plan_panel_splits
+from keras_lstm.data.splits import (
+    Fold,
+    SplitPlan,
+    plan_panel_splits,
+    plan_sample_splits,
+    plan_splits,
+)
+from keras_lstm.data.text import vectorize
+from keras_lstm.data.windows import WindowData
 from keras_lstm.errors import ConfigError, DataError
 
 
@@ -256,14 +255,6 @@ def fit_vocabulary(texts: list[str], vocab_size: int) -> list[str]:
     layer = keras.layers.TextVectorization(max_tokens=vocab_size)
     layer.adapt(np.asarray(texts, dtype=object))
     return [str(t) for t in layer.get_vocabulary()]
-
-
-def vectorize(texts, vocabulary: list[str], length: int) -> np.ndarray:
-    """Token ids `(n, length)` of `texts` with a fixed vocabulary (0 pads, 1 is unknown)."""
-    import keras
-
-    layer = keras.layers.TextVectorization(vocabulary=vocabulary[2:], output_sequence_length=length)
-    return np.asarray(layer(np.asarray(list(texts), dtype=object)), dtype=np.int32)
 
 
 def _prepare_samples(config: Config, data) -> Prepared:

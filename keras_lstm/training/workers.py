@@ -7,7 +7,11 @@ memory would grow without bound. With `training.fold_workers: always` (the defau
 tuning), `cross_validate` hands its folds to a fresh Python process instead, at most
 `FOLDS_PER_WORKER` folds each; the memory goes back to the system when the worker exits.
 
-The worker is started as `python -m keras_lstm.workers TASK_DIR`, never by forking
+This module knows nothing of how a fold is fitted: the caller passes its fold runner (a
+module-level function `runner(prepared, index, out_dir=..., verbose=...)` returning a dataclass)
+and the result class, and the worker calls the runner it finds in its task.
+
+The worker is started as `python -m keras_lstm.training.workers TASK_DIR`, never by forking
 (a forked TensorFlow process can deadlock) nor by re-importing the caller's `__main__` (so a
 script without an `if __name__ == "__main__":` guard still works). The task (the prepared data
 and the fold numbers) is pickled by this process into a private temporary folder that only
@@ -30,29 +34,40 @@ from dataclasses import asdict
 from pathlib import Path
 
 from keras_lstm import errors
-from keras_lstm.config import atomic_write_text
 from keras_lstm.errors import WorkerError
+from keras_lstm.files import atomic_write_text
+from keras_lstm.startup import import_tensorflow_quietly
 
 FOLDS_PER_WORKER = 5
 TASK_FILE = "task.pickle"
 RESULT_FILE = "result.json"
 
 
-def fit_folds_in_workers(prepared, indices, *, out_dir=None, verbose="auto") -> list:
+def fit_folds_in_workers(
+    runner, result_type, prepared, indices, *, out_dir=None, verbose="auto"
+) -> list:
     """Fit folds `indices` of `prepared` in fresh worker processes, `FOLDS_PER_WORKER` each.
 
-    Returns the `FoldResult`s in the order of `indices`. An error a user can fix (a
+    Args:
+        runner: the fold runner, a module-level function (the worker imports it by name)
+            called as `runner(prepared, index, out_dir=out_dir, verbose=verbose)`.
+        result_type: the dataclass `runner` returns, rebuilt here from the worker's JSON.
+        prepared: the prepared data (pickled into the worker's private task folder).
+        indices: the folds to fit.
+        out_dir, verbose: passed to `runner`.
+
+    Returns the `result_type` objects in the order of `indices`. An error a user can fix (a
     `KerasLSTMError` subclass) is raised again here with its class and message; anything
     else becomes a `WorkerError` (the worker prints the traceback on stderr).
 
     Example:
-        >>> results = fit_folds_in_workers(prepare(config, frame), [0, 1, 2])  # doctest: +SKIP
+        >>> fit_folds_in_workers(fit_fold, FoldResult, prepared, [0, 1, 2])  # doctest: +SKIP
     """
     indices = list(indices)
     results = []
     for start in range(0, len(indices), FOLDS_PER_WORKER):
         chunk = indices[start : start + FOLDS_PER_WORKER]
-        results.extend(_run_worker(prepared, chunk, out_dir, verbose))
+        results.extend(_run_worker(runner, result_type, prepared, chunk, out_dir, verbose))
     return results
 
 
@@ -92,14 +107,13 @@ def _command(folder: str) -> list[str]:
             "cannot start a fold worker: this Python does not know its executable "
             "(sys.executable is empty). Set `training.fold_workers: never`."
         )
-    return [sys.executable, "-m", "keras_lstm.workers", folder]
+    return [sys.executable, "-m", "keras_lstm.training.workers", folder]
 
 
-def _run_worker(prepared, indices, out_dir, verbose) -> list:
-    from keras_lstm.training.loop import FoldResult
-
+def _run_worker(runner, result_type, prepared, indices, out_dir, verbose) -> list:
     with tempfile.TemporaryDirectory(prefix="keras-lstm-worker-") as folder:
         task = {
+            "runner": runner,  # pickled by reference: the worker imports it by its name
             "prepared": prepared,
             "indices": indices,
             "out_dir": None if out_dir is None else str(out_dir),
@@ -121,7 +135,7 @@ def _run_worker(prepared, indices, out_dir, verbose) -> list:
         answer = json.loads(answer_path.read_text())
     if "error" in answer:
         raise _error_from(answer["error"])
-    return [FoldResult(**result) for result in answer["results"]]
+    return [result_type(**result) for result in answer["results"]]
 
 
 def _error_from(error: dict) -> Exception:
@@ -150,12 +164,10 @@ def _watch_parent(parent: int) -> bool:
 
 
 def main(argv=None) -> int:
-    """Entry point of a worker process: `python -m keras_lstm.workers TASK_DIR`."""
+    """Entry point of a worker process: `python -m keras_lstm.training.workers TASK_DIR`."""
     folder = Path((argv or sys.argv[1:])[0])
     # start-up notices of TensorFlow's C++ runtime, once per worker, unless asked for
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":
-        from keras_lstm.cli import import_tensorflow_quietly
-
         import_tensorflow_quietly()
     task_path = folder / TASK_FILE
     with open(task_path, "rb") as handle:
@@ -165,11 +177,10 @@ def main(argv=None) -> int:
         return 3
     _set_threads(task.get("threads", (0, 0)))
     try:
-        from keras_lstm.training.loop import fit_fold
-
+        runner = task["runner"]
         results = [
             asdict(
-                fit_fold(task["prepared"], index, out_dir=task["out_dir"], verbose=task["verbose"])
+                runner(task["prepared"], index, out_dir=task["out_dir"], verbose=task["verbose"])
             )
             for index in task["indices"]
         ]

@@ -1,0 +1,93 @@
+"""The main job as one call: fit a config, save its run folder, and summarise the result.
+
+The CLI (`keras-lstm train`, `quickstart`) and tuning's refit all go through here, so a run
+folder always has the same layout: `bundle/`, `metrics.json`, `backup/`.
+
+Example:
+    >>> from keras_lstm.pipeline import summary_table, train_and_save
+    >>> bundle = train_and_save("config.yaml", Path("run"))  # doctest: +SKIP
+    >>> print(summary_table(bundle.metrics, bundle.config.task))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from keras_lstm.files import atomic_write_text
+from keras_lstm.training import fit
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}"
+
+
+def summary_table(metrics: dict, task: str) -> str:
+    """A plain-text table: each fold, mean ± std, test, and the baselines on the test part,
+    ending with `verdict_line`.
+
+    Example:
+        >>> print(summary_table(bundle.metrics, "regression"))  # doctest: +SKIP
+    """
+    names = (
+        ["rmse", "mae", "smape", "mase", "r2"]
+        if task == "regression"
+        else ["accuracy", "f1_macro", "auc", "log_loss"]
+    )
+    rows = [["", *names]]
+    for fold in metrics["cv"]["folds"]:
+        rows.append([f"fold {fold['fold'] + 1}", *[_fmt(fold.get(n)) for n in names]])
+    mean, std = metrics["cv"]["mean"], metrics["cv"]["std"]
+    rows.append(["cv mean ± std", *[f"{_fmt(mean.get(n))} ± {_fmt(std.get(n))}" for n in names]])
+    rows.append(["test", *[_fmt(metrics["test"].get(n)) for n in names]])
+    for name, values in metrics["baselines"].items():
+        rows.append([f"{name} (test)", *[_fmt(values["test"].get(n)) for n in names]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+    return table + "\n" + verdict_line(metrics)
+
+
+def verdict_line(metrics: dict) -> str:
+    """One line saying plainly whether the model beats the best baseline on CV and test."""
+    comparison = metrics.get("baseline_comparison") or {}
+    parts, losing = [], []
+    for part in ("cv", "test"):
+        c = comparison.get(part)
+        if c is None:
+            continue
+        relation = "beats" if c["beats"] else "LOSES TO"
+        parts.append(
+            f"{part}: {relation} {c['best_baseline']} ({c['metric']} {_fmt(c['model'])} vs "
+            f"{_fmt(c['baseline'])})"
+        )
+        if not c["beats"]:
+            losing.append(part)
+    if not parts:
+        return "No baseline to compare with."
+    if losing:
+        head = (
+            f"WARNING: the model does not beat the best baseline on {' and '.join(losing)}; "
+            "a baseline is the better forecaster here."
+        )
+    else:
+        head = "The model beats every baseline on CV and test."
+    return f"{head} {'; '.join(parts)}."
+
+
+def train_and_save(config, out: Path, verbose="auto", data=None):
+    """Fit a config (on `data`, default `config.data.path`), write the bundle, `metrics.json`
+    and plots under `out`; return the bundle.
+
+    Example:
+        >>> bundle = train_and_save("config.yaml", Path("run"))  # doctest: +SKIP
+        >>> sorted(p.name for p in Path("run").iterdir())  # doctest: +SKIP
+        ['backup', 'bundle', 'metrics.json']
+    """
+    bundle = fit(config, data, out_dir=out, verbose=verbose)
+    bundle.save(out / "bundle")
+    atomic_write_text(out / "metrics.json", json.dumps(bundle.metrics, indent=2))
+    return bundle

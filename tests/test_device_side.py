@@ -1,0 +1,53 @@
+"""The device side: `LitePredictor` reads a `.tflite` file and its report with NumPy, pandas and
+LiteRT only, never TensorFlow, Keras or scikit-learn."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from test_export import _bundle, raw_frame  # noqa: F401 (the fixture)
+
+from tflite_export.export import export
+
+BLOCKED = ("tensorflow", "keras", "sklearn", "tf_keras", "keras_tuner")
+
+
+def test_lite_predictor_runs_with_tensorflow_keras_and_sklearn_unimportable(tmp_path, raw_frame):  # noqa: F811
+    bundle, windows = _bundle("lstm", raw_frame)
+    export(bundle, "float32", tmp_path / "m.tflite")
+    raw_frame.to_csv(tmp_path / "rows.csv", index=False)
+    expected = bundle.model(windows, training=False).numpy() * 3.0 + 10.0  # scale, Keras, unscale
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        for name in {BLOCKED!r}:
+            sys.modules[name] = None  # any import of these now raises ImportError
+        from tflite_export import LitePredictor
+        predictor = LitePredictor({str(tmp_path / "m.tflite")!r})
+        frame = predictor.predict_frame({str(tmp_path / "rows.csv")!r})
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r} and sys.modules[m])
+        print(json.dumps({{"values": frame.iloc[:, 0].tolist(), "columns": list(frame.columns),
+                           "index": [int(i) for i in frame.index], "loaded": loaded}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["loaded"] == []
+    assert answer["columns"] == ["a"]  # the target, named as in the report
+    # one row per complete window, indexed by the row each forecast is for
+    assert answer["index"] == list(range(windows.shape[1], len(raw_frame) + 1))
+    np.testing.assert_allclose(answer["values"], expected[:, 0, 0], atol=1e-4)
+
+
+def test_the_block_is_real():
+    # the same block makes a TensorFlow import fail, so the test above would catch one
+    script = "import sys; sys.modules['tensorflow'] = None; import tflite_export.export"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0 and "import of tensorflow halted" in done.stderr
