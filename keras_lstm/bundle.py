@@ -1,14 +1,19 @@
 """`Bundle`: the unit that leaves training.
 
-A bundle holds the Keras model, the fitted preprocessing (as JSON, never pickle), the config it
-came from and its metrics. On disk it is a folder:
+A bundle holds the Keras model, the fitted preprocessing (as JSON, never pickle), calibration
+windows, the config it came from and its metrics. On disk it is a folder:
 
 ```
-model.keras  preprocessing.json  config.yaml  metrics.json  manifest.json  *.png
+model.keras  preprocessing.json  calibration_train.npy  calibration_test.npy
+config.yaml  metrics.json  manifest.json  *.png
 ```
 
-`manifest.json` holds the SHA-256 of every other file, so a truncated or edited file is caught
-at load time with a message naming it. Models load with Keras' safe mode (no arbitrary code).
+The calibration files hold scaled input windows of the refit's training part and of the test
+part (`.npy`, no pickle): what int8 calibration and parity checks need, so a bundle never reads
+its training data again. `manifest.json` holds the SHA-256 of every other file, so a truncated
+or edited file is caught at load time with a message naming it. Models load with Keras' safe
+mode (no arbitrary code). `Bundle.load` also takes a run folder (the one `keras-lstm train --out`
+writes), whose `bundle` subfolder it loads.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_lstm.config import Config, load_config
-from keras_lstm.data import Scaler, input_windows
-from keras_lstm.data.loading import load_features
+from keras_lstm.config import Config, DataConfig, load_config
+from keras_lstm.data.loading import load_features, read_frame
+from keras_lstm.data.outputs import prediction_frame, times_after
+from keras_lstm.data.scaling import Scaler
+from keras_lstm.data.sequences import load_sequences, sequences_from_arrays
+from keras_lstm.data.text import vectorize
+from keras_lstm.data.windows import input_windows
 from keras_lstm.errors import BundleError, ConfigError, DataError
 from keras_lstm.normalization import WindowNormalized
+from keras_lstm.plots import save_plots
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -35,6 +45,11 @@ PREPROCESSING_FILE = "preprocessing.json"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.json"
+RUN_BUNDLE_FOLDER = "bundle"
+CALIBRATION_FILES = {"train": "calibration_train.npy", "test": "calibration_test.npy"}
+# windows stored per part: at least what `tflite_export.export` asks for (its default
+# `export.representative_windows` for train, its 256 validation windows for test)
+CALIBRATION_WINDOWS = {"train": 1000, "test": 256}
 _REQUIRED = (MODEL_FILE, PREPROCESSING_FILE, CONFIG_FILE, METRICS_FILE)
 _PREPROCESSING_KEYS = {
     "format": int,
@@ -82,6 +97,31 @@ def preprocessing_dict(prepared, fold_data) -> dict:
         out["vocabulary"] = fold_data.vocabulary
         out["sequence_length"] = config.data.lookback
     return out
+
+
+def _spread(rows: np.ndarray, n: int) -> np.ndarray:
+    """At most `n` of `rows`, evenly spread from the first to the last."""
+    return rows[np.unique(np.linspace(0, len(rows) - 1, min(n, len(rows))).astype(int))]
+
+
+def _representative_windows(prepared, feature_scaler, counts: dict) -> dict:
+    """Scaled input windows of a prepared dataset's refit, for each part of `counts` (`train`:
+    the refit's training part, `test`: the test part) at most that many, evenly spread: arrays
+    `(n, lookback, features)` of float32, or `(n, length)` int32 token ids for texts."""
+    final = prepared.plan.final
+    picks = {
+        part: _spread(final.train if part == "train" else final.validation, n)
+        for part, n in counts.items()
+    }
+    per_series = prepared.starts is not None and prepared.config.data.scale_per_series
+    if prepared.kind == "series" and not per_series:
+        features = feature_scaler.transform(prepared.table.features)
+        lookback = prepared.config.data.lookback
+        windows = input_windows(features, lookback)
+        return {part: np.ascontiguousarray(windows[r - lookback]) for part, r in picks.items()}
+    # series scaled one by one, sequences and texts: the refit's own inputs, built once
+    samples = prepared.fold_data(final).windows
+    return {part: np.ascontiguousarray(samples.gather(rows)[0]) for part, rows in picks.items()}
 
 
 def _sha256(path: Path) -> str:
@@ -134,6 +174,9 @@ class Bundle:
         preprocessing: the JSON-able preprocessing (`preprocessing_dict`).
         config: the `Config` it was trained with.
         metrics: the metrics dict (as in `metrics.json`).
+        calibration: scaled input windows per part (`{"train": array, "test": array}`), as
+            `sample_windows` returns them; `Bundle.load` passes the bundle's own. Without them a
+            bundle draws the windows from the prepared data `fit` leaves on it.
 
     Example:
         >>> bundle = keras_lstm.fit("config.yaml")  # doctest: +SKIP
@@ -141,11 +184,20 @@ class Bundle:
         >>> Bundle.load("run/bundle").predict(frame)  # doctest: +SKIP
     """
 
-    def __init__(self, model, preprocessing: dict, config: Config, metrics: dict | None = None):
+    def __init__(
+        self,
+        model,
+        preprocessing: dict,
+        config: Config,
+        metrics: dict | None = None,
+        calibration: dict | None = None,
+    ):
         self.model = model
         self.preprocessing = preprocessing
         self.config = config
         self.metrics = metrics or {}
+        self.calibration = calibration
+        self.directory = None  # the folder `Bundle.load` read, if any
         self.report = None  # in-memory training details (histories, test predictions) for plots
         self._compiled = None
         raw_features = preprocessing.get("feature_scaler")
@@ -209,7 +261,7 @@ class Bundle:
         windows = input_windows(self.feature_scaler.transform(features), pre["lookback"])
         raw = self.predict_scaled(windows)
         rows = np.arange(pre["lookback"], len(features) + 1)
-        times = _times_after(index, rows)
+        times = times_after(index, rows)
         if pre["task"] == "classification":
             probabilities = np.concatenate([1 - raw, raw], 1) if raw.shape[1] == 1 else raw
             classes = pre["classes"]
@@ -220,8 +272,6 @@ class Bundle:
 
     def _predict_panel(self, source) -> pd.DataFrame:
         """Predictions of every series in a long table, with the series id as first column."""
-        from keras_lstm.data import read_frame
-
         column = self.preprocessing["series_id"]
         frame = read_frame(source)
         if column not in frame.columns:
@@ -269,9 +319,6 @@ class Bundle:
     def _predict_sequences(self, source) -> pd.DataFrame:
         """One prediction per sequence: `source` is a long table with the series id column, an
         array `(n, time, features)` or a list of `(time, features)` arrays."""
-        from keras_lstm.config import DataConfig
-        from keras_lstm.data.sequences import load_sequences, sequences_from_arrays
-
         pre = self.preprocessing
         if isinstance(source, (list, tuple, np.ndarray)):
             table = sequences_from_arrays(source, np.zeros(len(source)), pre["feature_names"])
@@ -300,13 +347,9 @@ class Bundle:
 
     def _predict_texts(self, source) -> pd.DataFrame:
         """One prediction per text: a list of strings or a frame with the text column."""
-        from keras_lstm.training.prepare import vectorize
-
         pre = self.preprocessing
         column = pre["feature_names"][0]
         if isinstance(source, (pd.DataFrame, str, os.PathLike)):
-            from keras_lstm.data import read_frame
-
             frame = read_frame(source)
             if column not in frame.columns:
                 raise DataError(f"Text column {column!r} is missing from the input.")
@@ -318,51 +361,83 @@ class Bundle:
 
     def sample_windows(self, n: int, part: str = "train") -> np.ndarray:
         """`n` scaled input windows, evenly spread over the refit's training windows (`train`)
-        or the test windows (`test`) of the bundle's own data; for calibration and parity checks.
+        or the test windows (`test`); for calibration and parity checks.
+
+        A loaded bundle reads them from its own calibration files (never the training data);
+        a bundle fresh from `fit` takes them from its prepared data.
+
+        Args:
+            n: the most windows to return (fewer when the part has fewer).
+            part: `train` or `test`.
+
+        Returns:
+            A contiguous array `(n, lookback, features)` of float32, or `(n, length)` int32
+            token ids for a text model.
 
         Raises:
-            BundleError: the training data named in the config cannot be read.
+            ValueError: `part` is neither `train` nor `test`.
+            BundleError: the bundle has neither calibration windows nor prepared data (it
+                was saved by an older keras-lstm).
         """
-        from keras_lstm.training.prepare import prepare
+        if part not in CALIBRATION_FILES:
+            raise ValueError(f"Expected `part` 'train' or 'test'. Received: part={part!r}")
+        if self.calibration is not None:
+            stored = self.calibration[part]
+            return np.ascontiguousarray(stored[_spread(np.arange(len(stored)), n)])
+        return _representative_windows(self._prepared(), self.feature_scaler, {part: n})[part]
 
-        try:
-            # a bundle fresh from `fit` keeps its prepared data (it may have come from a
-            # DataFrame); a loaded one reads `data.path` again
-            prepared = getattr(self, "prepared", None) or prepare(self.config)
-        except (DataError, ConfigError) as err:
-            raise BundleError(
-                f"The bundle's training data ({self.config.data.path}) is needed for "
-                f"representative windows but cannot be used: {err}"
-            ) from None
-        final = prepared.plan.final
-        rows = final.train if part == "train" else final.validation
-        picks = rows[np.unique(np.linspace(0, len(rows) - 1, min(n, len(rows))).astype(int))]
-        if prepared.kind == "series" and not self.preprocessing.get("series_scalers"):
-            features = self.feature_scaler.transform(prepared.table.features)
-            lookback = self.config.data.lookback
-            return np.ascontiguousarray(input_windows(features, lookback)[picks - lookback])
-        inputs, _ = prepared.fold_data(final).windows.gather(picks)
-        return np.ascontiguousarray(inputs)
+    def _prepared(self):
+        """The prepared data `fit` left on a fresh bundle (it may have come from a DataFrame).
+
+        A bundle never reads its training data again, so one without calibration windows and
+        without prepared data (saved by an older keras-lstm, or built by hand) has none."""
+        prepared = getattr(self, "prepared", None)
+        if prepared is not None:
+            return prepared
+        where = f"Bundle {str(self.directory)!r}" if self.directory else "This bundle"
+        raise BundleError(
+            f"{where} has no calibration windows ({', '.join(CALIBRATION_FILES.values())}; "
+            "bundles saved by an older keras-lstm lack them). Without them the training data "
+            f"({self.config.data.path}) is needed, and a bundle never reads it again: train "
+            "again with this keras-lstm, whose bundles carry their calibration windows."
+        )
+
+    def _calibration_windows(self) -> dict:
+        """The windows `save` writes: the stored ones, or as many as export asks for."""
+        if self.calibration is not None:
+            return self.calibration
+        counts = dict(CALIBRATION_WINDOWS)
+        asked = getattr(getattr(self.config, "export", None), "representative_windows", 0)
+        counts["train"] = max(counts["train"], asked or 0)
+        return _representative_windows(self._prepared(), self.feature_scaler, counts)
 
     # --- saving --------------------------------------------------------------------------------
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the bundle folder atomically: into a temporary sibling, then renamed.
 
+        The folder holds the calibration windows export needs (`calibration_train.npy`,
+        `calibration_test.npy`), so it never needs the training data again.
+
         Returns:
             The folder's path.
+
+        Raises:
+            BundleError: the bundle has neither calibration windows nor prepared data (one
+                loaded from a folder an older keras-lstm saved).
         """
         directory = Path(directory)
+        calibration = self._calibration_windows()
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
             self.model.save(tmp / MODEL_FILE)
+            for part, name in CALIBRATION_FILES.items():
+                np.save(tmp / name, calibration[part], allow_pickle=False)
             (tmp / PREPROCESSING_FILE).write_text(json.dumps(self.preprocessing, indent=2))
             self.config.save(tmp / CONFIG_FILE)
             (tmp / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2))
             if self.report is not None:
-                from keras_lstm.plots import save_plots
-
                 save_plots(self, tmp)
             manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
@@ -382,37 +457,41 @@ class Bundle:
     def load(cls, directory: str | os.PathLike) -> Bundle:
         """Load a bundle folder, checking every file against its manifest.
 
+        Args:
+            directory: a bundle folder, or a run folder (what `keras-lstm train --out RUN`
+                writes), whose `bundle` subfolder is loaded.
+
+        Returns:
+            The `Bundle`, with its calibration windows; `.directory` is the folder read.
+
         Raises:
-            BundleError: the folder or a file is missing, truncated or edited, or the model
-                holds layers that Keras' safe mode refuses (such as `Lambda`).
+            BundleError: the folder is neither a bundle nor a run folder, a file is missing,
+                truncated, edited or a link out of the folder, or the model holds layers that
+                Keras' safe mode refuses (such as `Lambda`).
+
+        Example:
+            >>> Bundle.load("run").predict("recent.csv")  # doctest: +SKIP
         """
         import keras
 
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise BundleError(
-                f"Bundle folder {str(directory)!r} does not exist. Pass the folder written by "
-                "`keras-lstm train` (its `bundle` subfolder)."
-            )
+        directory = _bundle_folder(Path(directory))
         root = directory.resolve()
         for name in (*_REQUIRED, MANIFEST_FILE):
-            if not (directory / name).is_file():
-                raise BundleError(
-                    f"Bundle {str(directory)!r} has no {name}. The bundle is incomplete: "
-                    "train again or restore the file."
-                )
-            if (directory / name).resolve().parent != root:
-                raise BundleError(
-                    f"{directory / name} points outside the bundle folder (a link). A bundle "
-                    "only reads its own files: copy the real file in."
-                )
+            _check_own_file(directory, root, name)
         try:
             manifest = json.loads((directory / MANIFEST_FILE).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise BundleError(f"{directory / MANIFEST_FILE} is not valid JSON.") from None
         if not isinstance(manifest, dict):
             raise BundleError(f"{directory / MANIFEST_FILE} must hold a JSON object.")
-        for name in _REQUIRED:
+        # bundles saved before calibration windows existed have neither file; one that has
+        # either (on disk or in its manifest) must have both
+        calibration_names = list(CALIBRATION_FILES.values())
+        if not any(n in manifest or os.path.lexists(directory / n) for n in calibration_names):
+            calibration_names = []
+        for name in calibration_names:
+            _check_own_file(directory, root, name)
+        for name in (*_REQUIRED, *calibration_names):
             if manifest.get(name) != _sha256(directory / name):
                 raise BundleError(
                     f"{directory / name} was changed or truncated after the bundle was saved "
@@ -442,38 +521,66 @@ class Bundle:
             raise BundleError(
                 f"{directory / MODEL_FILE} cannot be loaded safely: {first}"
             ) from None
-        return cls(model, preprocessing, config, metrics)
+        calibration = None
+        if calibration_names:
+            calibration = {
+                part: _load_windows(directory / name, model, preprocessing["kind"])
+                for part, name in CALIBRATION_FILES.items()
+            }
+        bundle = cls(model, preprocessing, config, metrics, calibration)
+        bundle.directory = directory
+        return bundle
 
 
-def prediction_frame(pre: dict, values: np.ndarray, index) -> pd.DataFrame:
-    """Predictions as a DataFrame: class probabilities `(n, classes)` become `label` and a
-    `p(CLASS)` column per class; real-unit forecasts `(n, horizon, targets)` a column per target
-    (horizon 1) or `TARGET@t+K` per step. Shared by `Bundle` and `LitePredictor` output."""
-    if pre.get("task") == "classification":
-        classes = pre.get("classes") or list(range(values.shape[1]))
-        out = pd.DataFrame(values, index=index, columns=[f"p({c})" for c in classes])
-        out.insert(0, "label", [classes[i] for i in values.argmax(1)])
-        return out
-    names = pre["target_names"]
-    horizon = values.shape[1] if values.ndim == 3 else 1
-    if horizon == 1:
-        columns = names
-    else:
-        columns = [f"{name}@t+{k + 1}" for k in range(horizon) for name in names]
-    return pd.DataFrame(values.reshape(len(values), -1), index=index, columns=columns)
-
-
-def _times_after(index: pd.Index, rows: np.ndarray) -> pd.Index:
-    """The time of row `r` for each of `rows`, extending past the end at the median step."""
-    n = len(index)
-    if isinstance(index, pd.DatetimeIndex):
-        step = pd.Series(index).diff().median() if n > 1 else pd.Timedelta(1, "D")
-        last = index[-1]
-        return pd.DatetimeIndex(
-            [index[r] if r < n else last + (r - n + 1) * step for r in rows], name=index.name
+def _bundle_folder(directory: Path) -> Path:
+    """`directory` if it is a bundle folder, its `bundle` subfolder if it is a run folder."""
+    if not directory.is_dir():
+        raise BundleError(
+            f"Bundle folder {str(directory)!r} does not exist. Pass the folder written by "
+            "`keras-lstm train --out RUN` (RUN or RUN/bundle)."
         )
-    values = np.asarray(index)
-    step = np.median(np.diff(values)) if n > 1 else 1
-    return pd.Index(
-        [values[r] if r < n else values[-1] + (r - n + 1) * step for r in rows], name=index.name
+    inner = directory / RUN_BUNDLE_FOLDER
+    if not os.path.lexists(directory / MODEL_FILE) and inner.is_dir():
+        return inner
+    # a run folder has metrics.json (and maybe config.yaml) too: only these mark a bundle
+    names = (MODEL_FILE, PREPROCESSING_FILE, MANIFEST_FILE, *CALIBRATION_FILES.values())
+    if any(os.path.lexists(directory / name) for name in names):
+        return directory  # a bundle, maybe a damaged one: its own checks name what is wrong
+    raise BundleError(
+        f"{str(directory)!r} is neither a bundle folder (it has no {MODEL_FILE}) nor a run "
+        f"folder (it has no {RUN_BUNDLE_FOLDER}/ subfolder). Pass the folder written by "
+        "`keras-lstm train --out RUN` (RUN or RUN/bundle)."
     )
+
+
+def _check_own_file(directory: Path, root: Path, name: str) -> None:
+    """A bundle file must exist and be the folder's own (not a link to a file elsewhere)."""
+    if not (directory / name).is_file():
+        raise BundleError(
+            f"Bundle {str(directory)!r} has no {name}. The bundle is incomplete: "
+            "train again or restore the file."
+        )
+    if (directory / name).resolve().parent != root:
+        raise BundleError(
+            f"{directory / name} points outside the bundle folder (a link). A bundle "
+            "only reads its own files: copy the real file in."
+        )
+
+
+def _load_windows(path: Path, model, kind: str) -> np.ndarray:
+    """A calibration file: a pickle-free array of the model's input shape (float windows, or
+    integer token ids for texts)."""
+    try:
+        windows = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise BundleError(f"{path} is not a valid NumPy array file: {err}") from None
+    expected = tuple(getattr(model, "input_shape", None) or ())[1:]
+    shape = windows.shape[1:]
+    fits = windows.dtype.kind in ("iu" if kind == "text" else "f") and len(shape) == len(expected)
+    if not fits or any(size not in (None, got) for size, got in zip(expected, shape, strict=True)):
+        raise BundleError(
+            f"{path} holds windows of shape {windows.shape} and dtype {windows.dtype}; the model "
+            f"takes {'integer' if kind == 'text' else 'float'} inputs of shape "
+            f"(n, {', '.join(str(d) for d in expected)}). The bundle is damaged: train again."
+        )
+    return windows
