@@ -28,18 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_lstm.config import Config, DataConfig, load_config
-from keras_lstm.data.loading import load_features, read_frame
-from keras_lstm.data.outputs import prediction_frame, times_after
-from keras_lstm.data.scaling import Scaler
-from keras_lstm.data.sequences import load_sequences, sequences_from_arrays
-from keras_lstm.data.text import vectorize
+from keras_lstm.config import Config, load_config
+from keras_lstm.data.preprocessing import FORMAT_VERSION, Preprocessing
 from keras_lstm.data.windows import input_windows
-from keras_lstm.errors import BundleError, ConfigError, DataError
+from keras_lstm.errors import BundleError, ConfigError
 from keras_lstm.normalization import WindowNormalized
 from keras_lstm.plots import save_plots
 
-FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 PREPROCESSING_FILE = "preprocessing.json"
 CONFIG_FILE = "config.yaml"
@@ -51,15 +46,6 @@ CALIBRATION_FILES = {"train": "calibration_train.npy", "test": "calibration_test
 # `export.representative_windows` for train, its 256 validation windows for test)
 CALIBRATION_WINDOWS = {"train": 1000, "test": 256}
 _REQUIRED = (MODEL_FILE, PREPROCESSING_FILE, CONFIG_FILE, METRICS_FILE)
-_PREPROCESSING_KEYS = {
-    "format": int,
-    "kind": str,
-    "task": str,
-    "feature_names": list,
-    "target_names": list,
-    "lookback": int,
-    "horizon": int,
-}
 
 
 def preprocessing_dict(prepared, fold_data) -> dict:
@@ -132,40 +118,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_preprocessing(raw, path: Path) -> dict:
-    if not isinstance(raw, dict):
-        raise BundleError(f"{path} must hold a JSON object. The bundle is damaged: train again.")
-    for key, kind in _PREPROCESSING_KEYS.items():
-        if not isinstance(raw.get(key), kind):
-            raise BundleError(
-                f"{path} has no valid `{key}`. The bundle is damaged or was edited: train again."
-            )
-    if raw["format"] != FORMAT_VERSION:
-        raise BundleError(
-            f"{path} is bundle format {raw['format']}; this keras-lstm reads format "
-            f"{FORMAT_VERSION}. Train again with this version."
-        )
-    if raw["kind"] not in ("series", "sequences", "text"):
-        raise BundleError(f"{path} has an unknown `kind` {raw['kind']!r}. The bundle is damaged.")
-    if raw["kind"] == "text" and not isinstance(raw.get("vocabulary"), list):
-        raise BundleError(f"{path} has no valid `vocabulary`. The bundle is damaged.")
-    try:
-        if raw["kind"] != "text":
-            Scaler.from_dict(raw["feature_scaler"])
-        if raw.get("target_scaler"):
-            Scaler.from_dict(raw["target_scaler"])
-    except (KeyError, TypeError, ValueError):
-        raise BundleError(f"{path} holds an invalid scaler. The bundle is damaged.") from None
-    for names, scaler in (("feature_names", "feature_scaler"), ("target_names", "target_scaler")):
-        fitted = raw.get(scaler)
-        if fitted and len(fitted["center"]) != len(raw[names]):
-            raise BundleError(
-                f"{path}: `{names}` has {len(raw[names])} entries but `{scaler}` has "
-                f"{len(fitted['center'])} columns. The bundle was edited: train again."
-            )
-    return raw
-
-
 class Bundle:
     """A trained model with its preprocessing, config and metrics.
 
@@ -200,10 +152,9 @@ class Bundle:
         self.directory = None  # the folder `Bundle.load` read, if any
         self.report = None  # in-memory training details (histories, test predictions) for plots
         self._compiled = None
-        raw_features = preprocessing.get("feature_scaler")
-        self.feature_scaler = Scaler.from_dict(raw_features) if raw_features else None
-        raw_target = preprocessing.get("target_scaler")
-        self.target_scaler = Scaler.from_dict(raw_target) if raw_target else None
+        self.pre = Preprocessing.from_dict(preprocessing)
+        self.feature_scaler = self.pre.feature_scaler
+        self.target_scaler = self.pre.target_scaler
 
     # --- prediction ----------------------------------------------------------------------------
 
@@ -226,138 +177,33 @@ class Bundle:
         ]
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
-    def predict(self, frame) -> pd.DataFrame:
-        """Predict for every complete window of `frame`, in real units.
+    def predict(self, source) -> pd.DataFrame:
+        """Predict for every sample of `source`, in real units, through the bundle's
+        preprocessing object (`self.pre`, one class per data kind in
+        `keras_lstm.data.preprocessing`).
 
         Args:
-            frame: a DataFrame (or CSV path) with the training feature columns (the time column
-                and target columns may be present too); at least `lookback` rows.
+            source: a DataFrame (or CSV path) with the training feature columns (the time column
+                and target columns may be present too); for whole sequences also an array
+                `(n, time, features)` or a list of `(time, features)` arrays; for texts a list
+                of strings.
 
         Returns:
-            One row per window, indexed by the time of the first predicted step (the row after
-            the window; past the end of `frame`, times continue at the data's median step).
-            Regression columns: each target (horizon 1), or `TARGET@t+K` for step K. A
-            classification has `label` and a `p(CLASS)` column per class.
+            Windows of a series: one row per complete window, indexed by the time of the first
+            predicted step (past the end of `source`, times continue at the data's median
+            step); many series: the same per series, with the series id as first column;
+            sequences and texts: one row per sample. Regression columns: each target (horizon
+            1), or `TARGET@t+K` for step K. A classification has `label` and a `p(CLASS)`
+            column per class.
 
         Raises:
             DataError: a feature column is missing, an unknown column is present, or there are
                 too few rows.
+
+        Example:
+            >>> Bundle.load("run").predict("new_rows.csv").tail(1)  # doctest: +SKIP
         """
-        pre = self.preprocessing
-        if pre["kind"] == "sequences":
-            return self._predict_sequences(frame)
-        if pre["kind"] == "text":
-            return self._predict_texts(frame)
-        if pre.get("series_id"):
-            return self._predict_panel(frame)
-        features, index = load_features(
-            frame,
-            pre["feature_names"],
-            allowed=[*pre["target_names"], pre.get("time_column"), *pre.get("other_columns", [])],
-            time_column=pre.get("time_column"),
-            missing=pre.get("missing", "error"),
-            lookback=pre["lookback"],
-        )
-        windows = input_windows(self.feature_scaler.transform(features), pre["lookback"])
-        raw = self.predict_scaled(windows)
-        rows = np.arange(pre["lookback"], len(features) + 1)
-        times = times_after(index, rows)
-        if pre["task"] == "classification":
-            probabilities = np.concatenate([1 - raw, raw], 1) if raw.shape[1] == 1 else raw
-            classes = pre["classes"]
-            out = pd.DataFrame(probabilities, index=times, columns=[f"p({c})" for c in classes])
-            out.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
-            return out
-        return prediction_frame(pre, self.target_scaler.inverse_transform(raw), times)
-
-    def _predict_panel(self, source) -> pd.DataFrame:
-        """Predictions of every series in a long table, with the series id as first column."""
-        column = self.preprocessing["series_id"]
-        frame = read_frame(source)
-        if column not in frame.columns:
-            raise DataError(
-                f"Series column {column!r} is missing from the input; the model was trained on "
-                "many series and needs it to tell them apart."
-            )
-        parts = []
-        for key, group in frame.groupby(column, sort=False):
-            single = self._one_series(key).predict(group.drop(columns=[column]))
-            single.insert(0, column, key)
-            parts.append(single)
-        return pd.concat(parts)
-
-    def _one_series(self, key) -> Bundle:
-        """This bundle as a single-series one, with `key`'s own scalers when it has them."""
-        singles = self.__dict__.setdefault("_singles", {})
-        if key not in singles:
-            pre = {
-                k: v
-                for k, v in self.preprocessing.items()
-                if k not in ("series_id", "series_scalers")
-            }
-            scalers = self.preprocessing.get("series_scalers")
-            if scalers is not None:
-                if str(key) not in scalers:
-                    raise DataError(
-                        f"Series {key!r} was not in the training data; this model scales each "
-                        "series by its own statistics (data.scale_per_series) and has none for it."
-                    )
-                pre.update(scalers[str(key)])
-            singles[key] = Bundle(self.model, pre, self.config, self.metrics)
-            singles[key].predict_scaled = self.predict_scaled  # one compiled model call for all
-        return singles[key]
-
-    def _labelled(self, raw: np.ndarray, index) -> pd.DataFrame:
-        """Class probabilities (and the most likely label), or a value in real units."""
-        pre = self.preprocessing
-        if pre["task"] != "classification":
-            real = self.target_scaler.inverse_transform(raw.reshape(len(raw), -1))
-            return pd.DataFrame(real, index=index, columns=pre["target_names"])
-        probabilities = np.concatenate([1 - raw, raw], 1) if raw.shape[1] == 1 else raw
-        return prediction_frame(pre, probabilities, index)
-
-    def _predict_sequences(self, source) -> pd.DataFrame:
-        """One prediction per sequence: `source` is a long table with the series id column, an
-        array `(n, time, features)` or a list of `(time, features)` arrays."""
-        pre = self.preprocessing
-        if isinstance(source, (list, tuple, np.ndarray)):
-            table = sequences_from_arrays(source, np.zeros(len(source)), pre["feature_names"])
-        else:
-            frame = source if isinstance(source, pd.DataFrame) else None
-            if frame is not None and pre["label"] not in frame.columns:
-                frame = frame.assign(**{pre["label"]: 0})
-            config = DataConfig(
-                series_id=pre["series_id"],
-                label=pre["label"],
-                features=tuple(pre["feature_names"]),
-                time_column=pre.get("time_column"),
-                missing=pre.get("missing", "error"),
-            )
-            table = load_sequences(frame if frame is not None else source, config)
-        if table.feature_names != tuple(pre["feature_names"]):
-            raise DataError(
-                f"Expected {len(pre['feature_names'])} features {pre['feature_names']}; "
-                f"received {list(table.feature_names)}."
-            )
-        # one sequence at a time, unpadded: exactly what a device does
-        raw = np.concatenate(
-            [self.predict_scaled(self.feature_scaler.transform(s)[None]) for s in table.sequences]
-        )
-        return self._labelled(raw, pd.Index(table.ids, name="series"))
-
-    def _predict_texts(self, source) -> pd.DataFrame:
-        """One prediction per text: a list of strings or a frame with the text column."""
-        pre = self.preprocessing
-        column = pre["feature_names"][0]
-        if isinstance(source, (pd.DataFrame, str, os.PathLike)):
-            frame = read_frame(source)
-            if column not in frame.columns:
-                raise DataError(f"Text column {column!r} is missing from the input.")
-            texts = frame[column].fillna("").astype(str).tolist()
-        else:
-            texts = [str(t) for t in source]
-        ids = vectorize(texts, pre["vocabulary"], pre["sequence_length"])
-        return self._labelled(self.predict_scaled(ids), pd.RangeIndex(len(texts), name="sample"))
+        return self.pre.predict(source, self.predict_scaled)
 
     def sample_windows(self, n: int, part: str = "train") -> np.ndarray:
         """`n` scaled input windows, evenly spread over the refit's training windows (`train`)
@@ -504,7 +350,7 @@ class Bundle:
             raise BundleError(
                 f"A JSON file of bundle {str(directory)!r} is invalid: {err}"
             ) from None
-        preprocessing = _check_preprocessing(preprocessing, directory / PREPROCESSING_FILE)
+        Preprocessing.from_dict(preprocessing, str(directory / PREPROCESSING_FILE))  # names it
         try:
             config = load_config(directory / CONFIG_FILE)
         except ConfigError as err:

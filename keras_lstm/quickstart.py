@@ -12,7 +12,7 @@ from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError
 from keras_lstm.pipeline import summary_table, train_and_save
 from tflite_export import LitePredictor
-from tflite_export.export import export
+from tflite_export.exporter import export
 
 DEFAULT_EPOCHS = 30
 EPOCHS_ENV = "KERAS_LSTM_QUICKSTART_EPOCHS"

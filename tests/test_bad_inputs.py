@@ -797,7 +797,7 @@ def test_lite_predictor_rejects_bad_rows(trained, make, match):
     _assert_error(info.value, DataError)
 
 
-# --- tflite_export.export ------------------------------------------------------------------------
+# --- tflite_export.export -------------------------------------------------------------------------
 
 
 def _windows(rng=0, n=8):

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 from test_export import _bundle, raw_frame  # noqa: F401 (the fixture)
 
-from tflite_export.export import export
+from tflite_export.exporter import export
 
 BLOCKED = ("tensorflow", "keras", "sklearn", "tf_keras", "keras_tuner")
 
@@ -46,7 +46,7 @@ def test_lite_predictor_runs_with_tensorflow_keras_and_sklearn_unimportable(tmp_
 
 def test_the_block_is_real():
     # the same block makes a TensorFlow import fail, so the test above would catch one
-    script = "import sys; sys.modules['tensorflow'] = None; import tflite_export.export"
+    script = "import sys; sys.modules['tensorflow'] = None; import tflite_export.exporter"
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )

@@ -10,7 +10,7 @@ from keras_lstm.config import ModelConfig
 from keras_lstm.errors import BundleError, DataError, ExportError
 from keras_lstm.factory import build_model
 from tflite_export import LitePredictor, export
-from tflite_export.export import report_path
+from tflite_export.exporter import report_path
 
 LOOKBACK, FEATURES = 12, 3
 MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
@@ -253,6 +253,7 @@ def _bundle(name, frame):
         "feature_scaler": feature_scaler,
         "target_scaler": {"kind": "standard", "center": [10.0], "scale": [3.0]},
         "classes": ["no", "yes"],
+        "other_columns": ["extra"],  # in the training table, not a feature (as a bundle says)
     }
     scaled = (frame[["a", "b", "c"]].to_numpy() - feature_scaler["center"]) / np.array(
         feature_scaler["scale"]
@@ -300,7 +301,7 @@ def test_lite_predictor_classification_and_errors(tmp_path, raw_frame):
     p = bundle.model(windows, training=False).numpy()
     np.testing.assert_allclose(probabilities, np.concatenate([1 - p, p], 1), atol=1e-5)
     assert set(predictor.predict_labels(raw_frame)) <= {"no", "yes"}
-    with pytest.raises(DataError, match="missing feature columns"):
+    with pytest.raises(DataError, match="Feature column .b., used in training, is missing"):
         predictor.predict(raw_frame.drop(columns="b"))
     with pytest.raises(DataError, match="lookback"):
         predictor.predict(raw_frame.iloc[:5])

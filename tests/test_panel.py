@@ -138,4 +138,6 @@ def test_scale_per_series_uses_each_series_own_training_rows(tmp_path):
         rtol=1e-4,
     )
     with pytest.raises(DataError, match="pass `series=`"):
-        lite.predict(m2)
+        lite.predict(m2.drop(columns="meter"))  # rows that do not say which series they are
+    # rows with the series column name their series themselves
+    np.testing.assert_array_equal(lite.predict(m2), lite.predict(m2, series="m2"))

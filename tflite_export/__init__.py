@@ -19,7 +19,7 @@ def __getattr__(name):
     # `export` needs TensorFlow's converter, which takes seconds to import and which a device
     # running `LitePredictor` does not have: it is loaded on first use.
     if name == "export":
-        from tflite_export.export import export
+        from tflite_export.exporter import export
 
         return export
     raise AttributeError(f"module 'tflite_export' has no attribute {name!r}")

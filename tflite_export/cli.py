@@ -64,7 +64,7 @@ def run_export(args) -> int:
     """
     # TensorFlow takes seconds to import: loaded when the command runs, not for `--help`
     from keras_lstm.bundle import Bundle
-    from tflite_export.export import export
+    from tflite_export.exporter import export
     from tflite_export.saved_model import export_saved_model
 
     bundle = Bundle.load(args.bundle)

@@ -9,19 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_lstm.data.loading import _parse_times, read_frame
-from keras_lstm.data.outputs import prediction_frame, times_after
-from keras_lstm.data.sequences import pad, sequences_from_arrays
-from keras_lstm.errors import BundleError, DataError
+from keras_lstm.data.preprocessing import Preprocessing
+from keras_lstm.errors import BundleError
 from tflite_export import runtime
 from tflite_export.runtime import report_path
-
-
-def _affine(raw: dict | None):
-    """`(center, scale)` of a scaler dict, or None for no scaling."""
-    if not raw or raw.get("kind") == "none":
-        return None
-    return np.asarray(raw["center"], np.float64), np.asarray(raw["scale"], np.float64)
 
 
 class LitePredictor:
@@ -77,138 +68,53 @@ class LitePredictor:
                 f"{str(path)!r} is not a readable TFLite model ({first}). The file may be "
                 "truncated: export it again."
             ) from None
-        pre = self.report.get("preprocessing") or {}
-        self.preprocessing = pre
-        try:
-            self.lookback = int(pre.get("lookback") or self.report["input"]["shape"][1])
-            self._features = _affine(pre.get("feature_scaler"))
-            self._targets = _affine(pre.get("target_scaler"))
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise BundleError(
-                f"{str(json_path)!r} has no valid lookback or scalers. Export the model again."
-            ) from None
-        self.feature_names = list(pre.get("feature_names") or [])
-        self.task = pre.get("task", "regression")
+        self.pre = Preprocessing.from_dict(self._preprocessing(), str(json_path))
+        self.preprocessing = self.report.get("preprocessing") or {}
+        self.lookback = self.pre.lookback
+        self.feature_names = list(self.pre.feature_names)
+        self.task = self.pre.task
 
-    def _windows(self, rows) -> np.ndarray:
-        if isinstance(rows, pd.DataFrame):
-            if not self.feature_names:
-                raise DataError(
-                    "This export has no feature names; pass a (rows, features) array instead."
-                )
-            missing = [name for name in self.feature_names if name not in rows.columns]
-            if missing:
-                raise DataError(
-                    f"Input is missing feature columns {missing}; the model was trained on "
-                    f"{self.feature_names}."
-                )
-            for name in self.feature_names:
-                column = rows[name]
-                if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-                    raise DataError(
-                        f"Feature column {name!r} is not numeric; it must hold numbers."
-                    )
-                bad = np.flatnonzero(~np.isfinite(column.to_numpy(np.float64)))
-                if len(bad):
-                    raise DataError(
-                        f"Feature column {name!r} has a missing or infinite value at row "
-                        f"{int(bad[0])}. Clean the rows before predicting."
-                    )
-            rows = rows[self.feature_names].to_numpy(np.float64)
-        elif isinstance(rows, np.ndarray) and (
-            not np.issubdtype(rows.dtype, np.number) or np.issubdtype(rows.dtype, np.bool_)
-        ):
-            raise DataError(f"Rows must hold numbers; received an array of dtype {rows.dtype}.")
-        values = np.asarray(rows, dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise DataError("The rows hold NaN or inf values. Clean them before predicting.")
-        if self.report["input"]["dtype"].startswith("int") and self.report["input"]["scale"] == 0:
-            values = values.reshape(len(values), 1)  # token ids: one column, not scaled
-        elif self._features is not None:
-            center, scale = self._features
-            if values.ndim != 2 or values.shape[1] != len(center):
-                raise DataError(
-                    f"Expected rows of {len(center)} features; received shape {values.shape}."
-                )
-            values = (values - center) / scale
-        if len(values) < self.lookback:
-            raise DataError(
-                f"Need at least lookback={self.lookback} rows to make one window; received "
-                f"{len(values)}."
-            )
-        windows = np.lib.stride_tricks.sliding_window_view(values, self.lookback, axis=0)
-        windows = windows.transpose(0, 2, 1)
-        if windows.shape[-1] == 1 and len(self.report["input"]["shape"]) == 2:
-            windows = windows[..., 0]
-        return windows.astype(np.float32)
-
-    def _sequences(self, sequences) -> np.ndarray:
-        """Whole sequences (a list of `(time, features)` arrays, or a long table with the series
-        id column) scaled and zero-padded (or cut) to the exported length; the model skips the
-        padding exactly as the Keras model's `Masking` layer does."""
-        pre = self.preprocessing
-        if isinstance(sequences, pd.DataFrame):
-            column = pre.get("series_id")
-            if column not in sequences.columns:
-                raise DataError(f"Series column {column!r} is missing from the input.")
-            missing = [n for n in self.feature_names if n not in sequences.columns]
-            if missing:
-                raise DataError(f"Input is missing feature columns {missing}.")
-            sequences = [
-                group[self.feature_names].to_numpy(np.float64)
-                for _, group in sequences.groupby(column, sort=False)
-            ]
-        table = sequences_from_arrays(list(sequences), np.zeros(len(sequences)))
-        center, scale = self._features or (np.zeros(len(self.feature_names)), 1.0)
-        if table.sequences[0].shape[1] != len(center):
-            raise DataError(
-                f"Expected sequences of {len(center)} features; received "
-                f"{table.sequences[0].shape[1]}."
-            )
-        scaled = [((s - center) / scale).astype(np.float32) for s in table.sequences]
-        return pad(scaled, self.lookback)
+    def _preprocessing(self) -> dict:
+        """The report's preprocessing; a bare model's export (no bundle) has none, and its
+        inputs are then scaled windows of `f0, f1, ...` predicting `y0, y1, ...` as they are."""
+        pre = dict(self.report.get("preprocessing") or {})
+        shape = self.report["input"].get("shape") or [1, 1, 1]
+        out_shape = (self.report.get("output") or {}).get("shape") or [1, 1, 1]
+        if not pre.get("feature_names"):
+            pre["feature_names"] = [f"f{i}" for i in range(shape[-1] if len(shape) > 2 else 1)]
+        pre.setdefault("kind", "series")
+        pre.setdefault("task", "regression")
+        pre.setdefault("lookback", shape[1] if len(shape) > 1 else 1)
+        pre.setdefault("horizon", out_shape[1] if len(out_shape) > 2 else 1)
+        pre.setdefault("target_names", [f"y{i}" for i in range(out_shape[-1])])
+        return pre
 
     def predict_scaled(self, windows: np.ndarray) -> np.ndarray:
         """Raw model outputs for scaled windows `(n, lookback, features)`, one invoke each."""
-        return runtime.run_windows(self.interpreter, np.asarray(windows, np.float32))
+        dtype = np.int32 if self.pre.kind == "text" else np.float32
+        return runtime.run_windows(self.interpreter, np.asarray(windows, dtype))
 
     def predict(self, rows, series=None) -> np.ndarray:
-        """Predict for every complete window of raw feature rows, in real units.
+        """Predict for every sample of raw rows, in real units (as `Bundle.predict`, as an array).
 
         Args:
-            rows: a DataFrame holding the feature columns (others are ignored), or an array
-                `(rows, features)` in the training feature order.
+            rows: a DataFrame (or CSV path) holding the feature columns, or an array
+                `(rows, features)` in the training feature order; whole sequences as a long
+                table or a list of `(time, features)` arrays (padded or cut to the exported
+                length); texts as a list of strings.
             series: the series id of `rows`, required when the model was trained with
                 `data.scale_per_series` (each series has its own scalers in the report).
 
         Returns:
-            Regression: `(windows, horizon, targets)` in the targets' units. Classification: the
-            class probabilities `(windows, classes)` (two columns for a sigmoid output).
+            Regression: `(samples, horizon, targets)` in the targets' units. Classification: the
+            class probabilities `(samples, classes)` (two columns for a sigmoid output).
 
         Raises:
-            DataError: a feature column is missing or there are fewer rows than `lookback`.
+            DataError: a feature column is missing, or there are fewer rows than `lookback`.
         """
-        scalers = self.preprocessing.get("series_scalers")
-        if scalers is not None:
-            if series is None or str(series) not in scalers:
-                raise DataError(
-                    "This model scales each series by its own statistics: pass `series=` with "
-                    f"one of {', '.join(sorted(scalers)[:5])}... Received: series={series!r}"
-                )
-            self._features = _affine(scalers[str(series)]["feature_scaler"])
-            self._targets = _affine(scalers[str(series)]["target_scaler"])
-        if self.preprocessing.get("kind") == "sequences":
-            windows = self._sequences(rows)
-        else:
-            windows = self._windows(rows)
-        raw = self.predict_scaled(windows).astype(np.float64)
-        if self.task == "classification":
-            raw = raw.reshape(len(raw), -1)
-            return np.concatenate([1 - raw, raw], axis=1) if raw.shape[1] == 1 else raw
-        if self._targets is not None:
-            center, scale = self._targets
-            raw = raw * scale + center
-        return raw
+        if self.pre.kind == "panel":  # many series: the rows of one, with its own scalers
+            return self.pre.values(rows, self.predict_scaled, fixed_length=True, series=series)
+        return self.pre.values(rows, self.predict_scaled, fixed_length=True)
 
     def predict_labels(self, rows) -> list:
         """Classification: the most probable class of every window (from the report's classes)."""
@@ -216,26 +122,11 @@ class LitePredictor:
         classes = self.preprocessing.get("classes") or list(range(probabilities.shape[1]))
         return [classes[i] for i in probabilities.argmax(axis=1)]
 
-    def predict_frame(self, source, series=None) -> pd.DataFrame:
-        """Predictions as the DataFrame `Bundle.predict` returns, from a DataFrame or CSV path.
-
-        One row per window, indexed by the time of the first predicted step (the data's time
-        column when it has one), a column per target (or `TARGET@t+K`), or `label` and a
-        `p(CLASS)` column per class; whole sequences are indexed by their series id.
+    def predict_frame(self, source) -> pd.DataFrame:
+        """Predictions as the DataFrame `Bundle.predict` returns, from the same input, through
+        the same preprocessing object (`keras_lstm.data.preprocessing`).
 
         Example:
             >>> LitePredictor("model.tflite").predict_frame("new_rows.csv")  # doctest: +SKIP
         """
-        frame = read_frame(source)
-        pre = self.preprocessing
-        values = self.predict(frame, series=series)
-        if pre.get("kind") == "sequences":
-            ids = pd.unique(frame[pre["series_id"]])
-            return prediction_frame(pre, values, pd.Index(ids, name="series"))
-        time_column = pre.get("time_column")
-        if time_column and time_column in frame.columns:
-            index = pd.Index(_parse_times(frame, time_column), name=time_column)
-        else:
-            index = pd.RangeIndex(len(frame))
-        times = times_after(index, np.arange(self.lookback, len(frame) + 1))
-        return prediction_frame(pre, values, times)
+        return self.pre.predict(source, self.predict_scaled, fixed_length=True)

@@ -37,7 +37,7 @@ def times_after(index: pd.Index, rows: np.ndarray) -> pd.Index:
     """The time of row `r` for each of `rows`, extending past the end at the median step.
 
     Example:
-        >>> list(times_after(pd.Index([10, 20, 30]), np.array([2, 3, 4])))
+        >>> times_after(pd.Index([10, 20, 30]), np.array([2, 3, 4])).tolist()
         [30, 40, 50]
     """
     n = len(index)
@@ -49,6 +49,8 @@ def times_after(index: pd.Index, rows: np.ndarray) -> pd.Index:
         )
     values = np.asarray(index)
     step = np.median(np.diff(values)) if n > 1 else 1
+    if np.issubdtype(values.dtype, np.integer):  # years or step numbers stay whole
+        step = int(round(step))
     return pd.Index(
         [values[r] if r < n else values[-1] + (r - n + 1) * step for r in rows], name=index.name
     )

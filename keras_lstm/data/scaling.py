@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,9 @@ class Scaler:
     @classmethod
     def fit(cls, kind: str, rows: np.ndarray) -> Scaler:
         """Fit a `standard`, `minmax`, `robust` or `none` scaler on `rows` `(n, columns)`."""
+        # scikit-learn is needed only to fit: a device applying fitted scalers never imports it
+        from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
         rows = np.asarray(rows, dtype=np.float64)
         width = rows.shape[1]
         if kind == "none":

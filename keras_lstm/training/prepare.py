@@ -26,7 +26,7 @@ from keras_lstm.data.splits import (
     plan_sample_splits,
     plan_splits,
 )
-from keras_lstm.data.text import vectorize
+from keras_lstm.data.text import fit_vocabulary, vectorize
 from keras_lstm.data.windows import WindowData
 from keras_lstm.errors import ConfigError, DataError
 
@@ -245,16 +245,6 @@ def _concat(train: Table, test: Table) -> Table:
         target_names=train.target_names,
         index=index,
     )
-
-
-def fit_vocabulary(texts: list[str], vocab_size: int) -> list[str]:
-    """The `TextVectorization` vocabulary of `texts` (at most `vocab_size` entries, padding and
-    the out-of-vocabulary token first)."""
-    import keras
-
-    layer = keras.layers.TextVectorization(max_tokens=vocab_size)
-    layer.adapt(np.asarray(texts, dtype=object))
-    return [str(t) for t in layer.get_vocabulary()]
 
 
 def _prepare_samples(config: Config, data) -> Prepared:
