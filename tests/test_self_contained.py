@@ -114,6 +114,10 @@ def test_a_run_folder_is_accepted_for_predict_and_export(moved):
     assert out.stat().st_size > 0
     assert json.loads(_report(moved.out, "run-model").read_text())["max_abs_error"] < 1e-4
     assert Bundle.load(moved.run).directory == moved.run / "bundle"
+    # without --out the file goes beside the model, into the run's bundle folder
+    assert main(["export", str(moved.run), "--quantize", "float32"]) == 0
+    assert (moved.run / "bundle" / "model-float32.tflite").stat().st_size > 0
+    assert not (moved.run / "model-float32.tflite").exists()
 
 
 def test_a_folder_that_is_neither_a_bundle_nor_a_run_is_named(moved, tmp_path, capsys):

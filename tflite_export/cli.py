@@ -68,16 +68,17 @@ def run_export(args) -> int:
     from tflite_export.saved_model import export_saved_model
 
     bundle = Bundle.load(args.bundle)
+    folder = bundle.directory  # the bundle folder itself, also when given its run folder
     fmt = args.format
     if fmt == "saved_model":
-        out = Path(args.out or Path(args.bundle) / "saved_model")
+        out = Path(args.out or folder / "saved_model")
         export_saved_model(bundle, out)
         print(f"SavedModel written to {out} (signature `serving_default`: scaled windows in).")
         return 0
     if fmt not in FORMATS:
         raise ExportError(f"Expected --format tflite or saved_model. Received: {fmt!r}")
     mode = args.quantize
-    out = Path(args.out or Path(args.bundle) / f"model-{mode}.tflite")
+    out = Path(args.out or folder / f"model-{mode}.tflite")
     report = export(bundle, mode, out, max_error=args.max_error)
     ops = ", ".join(f"{name} x{count}" for name, count in report["ops"].items())
     print(f"{out}: {report['size_bytes']:,} bytes, mode {mode}, builtin ops only")
