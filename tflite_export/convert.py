@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
 from tflite_export.forward import WINDOW_SCOPE
+from tflite_export.runtime import interpreter
 
 MODES = QUANTIZE_MODES  # one list, in the config (`export.quantize`)
 
@@ -73,8 +74,6 @@ def recipes(mode: str, window: bool = False) -> tuple[str, ...]:
 
 def _float_nodes(calibrated: bytes) -> list[str]:
     """Tensors of the window normalization and the model output: kept float in int8 modes."""
-    from tflite_export.runtime import interpreter
-
     lite = interpreter(calibrated)
     names = [d["name"] for d in lite.get_tensor_details()]
     outputs = [d["name"] for d in lite.get_output_details()]

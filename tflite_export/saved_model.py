@@ -7,6 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import keras
+import tensorflow as tf
+
 from keras_lstm.errors import ExportError
 
 
@@ -25,10 +28,12 @@ def export_saved_model(bundle_or_model, out_dir: str | os.PathLike) -> Path:
     Raises:
         ExportError: Keras could not trace the model.
     """
-    import keras
-    import tensorflow as tf
-
     model = getattr(bundle_or_model, "model", bundle_or_model)
+    if not isinstance(model, keras.Model):
+        raise ExportError(
+            "A SavedModel export needs a keras-lstm Bundle or a Keras model; received "
+            f"{type(bundle_or_model).__name__}."
+        )
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
