@@ -15,6 +15,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from keras_lstm.bundle import Bundle, preprocessing_dict
 from keras_lstm.config import Config, load_config
+from keras_lstm.data.preprocessing import probabilities as class_probabilities
 from keras_lstm.data.splits import Fold
 from keras_lstm.data.windows import WindowBatches, as_tf_dataset, window_spread_weights
 from keras_lstm.factory import build_model
@@ -246,10 +247,6 @@ class _ReplicaSafeValidation(_validation_callback_base()):
             logs["val_loss"] = loss
 
 
-def _probabilities(raw: np.ndarray) -> np.ndarray:
-    return np.concatenate([1 - raw, raw], axis=1) if raw.shape[1] == 1 else raw
-
-
 def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict:
     """Score `model` on `fold.validation` (or the test windows) in real units.
 
@@ -261,7 +258,7 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
     raw = np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=np.float64)
     if prepared.classes is not None:
         labels = y[:, 0, 0].astype(int)
-        probabilities = _probabilities(raw)
+        probabilities = class_probabilities(raw)
         counts = np.bincount(prepared.labels[fold.train], minlength=len(prepared.classes))
         majority = np.tile(counts / counts.sum(), (len(labels), 1))
         metrics = classification_metrics(labels, probabilities)
