@@ -135,7 +135,10 @@ class DataConfig:
         features: input columns; default every numeric column. A text model: the one text
             column.
         targets: regression: one or more columns to forecast; classification: the label column.
-        lookback: time steps in one input window (a text model: tokens kept per text).
+        lookback: time steps in one input window (a text model: tokens kept per text). For
+            seasonal data give it about four seasons (48 for monthly, 16 for quarterly data):
+            the window statistics and the linear path then see each season several times
+            (two seasons measured worse on three of four seasonal series, BENCHMARKS.md).
         horizon: steps predicted at once (direct multi-step).
         stride: step between consecutive training windows.
         scaler: `window`: a standard scaler fitted on training rows, then, inside the model,
