@@ -697,7 +697,9 @@ PREDICT_CASES = [
     pytest.param(
         lambda f: f.iloc[::-1], r"Time column 't' goes back in time at row 1", id="reversed-time"
     ),
-    pytest.param(lambda f: f.to_numpy(), r"received ndarray", id="array"),
+    pytest.param(
+        lambda f: f.to_numpy(), r"Expected rows of 2 features \['y', 'x'\]; received", id="array"
+    ),
     pytest.param(lambda f: "nowhere.csv", r"nowhere\.csv' does not exist", id="missing-csv"),
 ]
 
@@ -762,14 +764,16 @@ def test_lite_predictor_rejects_a_missing_file(tmp_path):
 
 LITE_INPUT_CASES = [
     pytest.param(
-        lambda f: f.drop(columns="x"), r"missing feature columns \['x'\]", id="missing-feature"
+        lambda f: f.drop(columns="x"),
+        r"Feature column 'x', used in training, is missing",
+        id="missing-feature",
     ),
     pytest.param(
         lambda f: f.rename(columns={"x": "X"}),
-        r"missing feature columns \['x'\]",
+        r"Feature column 'x', used in training, is missing",
         id="renamed-feature",
     ),
-    pytest.param(lambda f: f.head(3), r"lookback=4 rows", id="too-few-rows"),
+    pytest.param(lambda f: f.head(3), r"3 rows; one window needs lookback = 4", id="too-few-rows"),
     pytest.param(
         lambda f: f[["y", "x", "t"]].to_numpy(),
         r"Expected rows of 2 features.*\(10, 3\)",

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-import keras_lstm.training
 import tuning
+import tuning.tuner
 from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError
 from keras_lstm.training import cross_validate
@@ -226,13 +226,13 @@ def test_bayesian_search(frame, tmp_path):
 
 def test_hyperband_epoch_budget_reaches_the_fit(frame, tmp_path, monkeypatch):
     seen = []
-    real = keras_lstm.training.cross_validate
+    real = tuning.tuner.cross_validate
 
     def recording(config, *args, **kwargs):
         seen.append(config.training.epochs)
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(keras_lstm.training, "cross_validate", recording)
+    monkeypatch.setattr(tuning.tuner, "cross_validate", recording)
     config = _config("hyperband", search_space={"model.units": [[4], [4, 4]]}, epochs=2)
     result = tuning.tune(config, frame, out_dir=tmp_path, verbose=0)
     _assert_table_agrees_with_oracle(result, len(seen))
@@ -263,7 +263,7 @@ def test_all_trials_failing_is_an_error_not_a_silent_none(frame, tmp_path):
 
 
 def test_resume_after_an_interrupted_search_keeps_finished_trials(frame, tmp_path, monkeypatch):
-    real = keras_lstm.training.cross_validate
+    real = tuning.tuner.cross_validate
     calls = []
 
     def interrupted(config, *args, **kwargs):
@@ -273,7 +273,7 @@ def test_resume_after_an_interrupted_search_keeps_finished_trials(frame, tmp_pat
         return real(config, *args, **kwargs)
 
     config = _config(max_trials=2)
-    monkeypatch.setattr(keras_lstm.training, "cross_validate", interrupted)
+    monkeypatch.setattr(tuning.tuner, "cross_validate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         tuning.tune(config, frame, out_dir=tmp_path, verbose=0)
     first_score = yaml.safe_load((tmp_path / "search" / "trial_0" / "trial.json").read_text())
@@ -284,7 +284,7 @@ def test_resume_after_an_interrupted_search_keeps_finished_trials(frame, tmp_pat
         return real(config, *args, **kwargs)
 
     calls.clear()
-    monkeypatch.setattr(keras_lstm.training, "cross_validate", counted)
+    monkeypatch.setattr(tuning.tuner, "cross_validate", counted)
     result = tuning.tune(config, frame, out_dir=tmp_path, verbose=0)
     assert len(calls) == 1  # only the interrupted trial runs again
     trials = result.trials.set_index("trial")
