@@ -93,6 +93,12 @@ def test_every_kind_round_trips_from_training_to_the_device(tmp_path, kind):
     bundle = fit(config, frame, verbose=0)
     loaded = Bundle.load(bundle.save(tmp_path / "bundle"))
     assert type(loaded.pre) is KINDS[kind]
+    # the bundle carries its calibration windows: the same the fresh one draws from its data
+    assert loaded.config.data.path is None and loaded.calibration is not None
+    for part in ("train", "test"):
+        fresh, again = bundle.sample_windows(1000, part), loaded.sample_windows(1000, part)
+        assert len(again) > 0 and again.dtype == (np.int32 if kind == "text" else np.float32)
+        np.testing.assert_array_equal(again, fresh)
     # the preprocessing object survives its own JSON form
     assert Preprocessing.from_dict(loaded.pre.to_dict()) == loaded.pre
     expected = loaded.predict(new)

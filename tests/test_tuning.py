@@ -262,6 +262,8 @@ def test_all_trials_failing_is_an_error_not_a_silent_none(frame, tmp_path):
     assert (tmp_path / "trials.csv").is_file()
 
 
+# about a minute; resuming a search is also covered by test_crash_safety's killed search
+@pytest.mark.slow
 def test_resume_after_an_interrupted_search_keeps_finished_trials(frame, tmp_path, monkeypatch):
     real = tuning.tuner.cross_validate
     calls = []
@@ -296,6 +298,8 @@ def test_resume_after_an_interrupted_search_keeps_finished_trials(frame, tmp_pat
     assert len(calls) == 1 and list(fresh.trials["trial"]) == ["0"]  # overwrite starts afresh
 
 
+# about 40 s; seeded determinism is also checked for training (test_training) and workers
+@pytest.mark.slow
 def test_two_seeded_searches_agree(random_search, frame, tmp_path):
     # A seeded random search proposes the same sequence, so a fresh 2-trial search repeats the
     # first two trials of the 3-trial one, hyperparameters and fold losses alike; the first
