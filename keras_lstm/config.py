@@ -23,8 +23,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from keras_lstm.errors import ConfigError
 from keras_lstm.files import atomic_write_text
 
@@ -464,6 +462,8 @@ class Config:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the config as YAML, atomically (temporary file, then rename)."""
         path = Path(path)
+        import yaml  # only to read or write a file: the device side imports this module
+
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         atomic_write_text(path, text)
         return path
@@ -563,6 +563,8 @@ def load_config(source: str | os.PathLike | Mapping | Config | None = None) -> C
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist. Check the path.")
+    import yaml  # see Config.save
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
