@@ -15,7 +15,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from keras_lstm.bundle import Bundle, preprocessing_dict
 from keras_lstm.config import Config, load_config
-from keras_lstm.data.preprocessing import probabilities as class_probabilities
+from keras_lstm.data.preprocessing import Preprocessing
 from keras_lstm.data.splits import Fold
 from keras_lstm.data.windows import WindowBatches, as_tf_dataset, window_spread_weights
 from keras_lstm.factory import build_model
@@ -256,9 +256,11 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
     rows = fold.validation
     x, y = fold_data.windows.gather(rows)
     raw = np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=np.float64)
+    # outputs to real units through the fold's preprocessing object, as a bundle would do
+    pre = Preprocessing.from_dict(preprocessing_dict(prepared, fold_data), "the fold")
     if prepared.classes is not None:
         labels = y[:, 0, 0].astype(int)
-        probabilities = class_probabilities(raw)
+        probabilities = pre.real(raw)
         counts = np.bincount(prepared.labels[fold.train], minlength=len(prepared.classes))
         majority = np.tile(counts / counts.sum(), (len(labels), 1))
         metrics = classification_metrics(labels, probabilities)
@@ -270,12 +272,12 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
             "pred": probabilities,
         }
     val_loss = float(np.mean((raw - y) ** 2))
-    pred = fold_data.target_scaler.inverse_transform(raw)
+    pred = pre.real(raw)
     if fold_data.series_scalers:  # each series back to its own units
         series = prepared.row_series(rows).astype(str)
         for key in np.unique(series):
             chosen = series == key
-            pred[chosen] = fold_data.series_scalers[key][1].inverse_transform(raw[chosen])
+            pred[chosen] = pre.one_series(key).real(raw[chosen])
     if prepared.kind != "series":  # one value per whole sequence
         true = prepared.labels[rows][:, None, None]
         mean = np.full_like(true, prepared.labels[fold.train].mean())
