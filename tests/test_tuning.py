@@ -219,6 +219,19 @@ def test_trials_use_different_lookbacks(random_search):
     assert random_search.trials["data.lookback"].nunique() > 1
 
 
+def test_bayesian_config_makes_keras_tuners_bayesian_oracle():
+    import keras_tuner as kt
+
+    from tuning.tuner import make_oracle
+
+    oracle = make_oracle(_config("bayesian", max_trials=2))
+    assert isinstance(oracle, kt.oracles.BayesianOptimizationOracle)
+    assert oracle.max_trials == 2 and oracle.objective.name == "val_loss"
+
+
+# a whole search with the Bayesian oracle: about 30 s, and the search loop is the one the
+# random and Hyperband searches above run by default
+@pytest.mark.slow
 def test_bayesian_search(frame, tmp_path):
     result = tuning.tune(_config("bayesian", max_trials=2), frame, out_dir=tmp_path, verbose=0)
     _assert_table_agrees_with_oracle(result, 2)
