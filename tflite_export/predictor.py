@@ -119,7 +119,7 @@ class LitePredictor:
     def predict_labels(self, rows) -> list:
         """Classification: the most probable class of every window (from the report's classes)."""
         probabilities = self.predict(rows)
-        classes = self.preprocessing.get("classes") or list(range(probabilities.shape[1]))
+        classes = self.pre.classes or list(range(probabilities.shape[1]))
         return [classes[i] for i in probabilities.argmax(axis=1)]
 
     def predict_frame(self, source) -> pd.DataFrame:

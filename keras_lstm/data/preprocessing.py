@@ -259,7 +259,14 @@ class Preprocessing:
 
     def frame(self, raw: np.ndarray, index) -> pd.DataFrame:
         """Raw model outputs as the prediction frame (see `predict`)."""
-        return prediction_frame(self.to_dict(), self.real(raw), index)
+        # the three fields the frame is named from: `to_dict()` would also copy every scaler
+        # (each series' in a panel) and the vocabulary on every call
+        names = {
+            "task": self.task,
+            "classes": self.classes,
+            "target_names": list(self.target_names),
+        }
+        return prediction_frame(names, self.real(raw), index)
 
     def _inputs(self, source, fixed_length: bool):
         raise NotImplementedError
