@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.config import Config, load_config
-from keras_lstm.data.preprocessing import FORMAT_VERSION, Preprocessing
+from keras_lstm.data.preprocessing import FORMAT_VERSION, Preprocessing, series_scalers_dict
 from keras_lstm.data.windows import input_windows
 from keras_lstm.errors import BundleError, ConfigError
 from keras_lstm.normalization import WindowNormalized
@@ -69,10 +69,7 @@ def preprocessing_dict(prepared, fold_data) -> dict:
     if prepared.starts is not None:
         out["series_id"] = config.data.series_id
     if fold_data.series_scalers:
-        out["series_scalers"] = {
-            key: {"feature_scaler": f.to_dict(), "target_scaler": t.to_dict()}
-            for key, (f, t) in fold_data.series_scalers.items()
-        }
+        out["series_scalers"] = series_scalers_dict(fold_data.series_scalers)
     if prepared.kind == "sequences":
         out["series_id"] = config.data.series_id
         out["label"] = config.data.label

@@ -97,6 +97,20 @@ def probabilities(raw: np.ndarray) -> np.ndarray:
     return np.concatenate([1 - raw, raw], axis=1) if raw.shape[1] == 1 else raw
 
 
+def series_scalers_dict(scalers: dict) -> dict:
+    """Each series' `(feature, target)` scalers in their JSON form (`preprocessing.json`).
+
+    Example:
+        >>> one = Scaler("standard", (0.0,), (1.0,))
+        >>> series_scalers_dict({"m0": (one, one)})["m0"]["target_scaler"]["kind"]
+        'standard'
+    """
+    return {
+        str(key): {"feature_scaler": f.to_dict(), "target_scaler": t.to_dict()}
+        for key, (f, t) in scalers.items()
+    }
+
+
 def _scaler(raw) -> Scaler | None:
     return Scaler.from_dict(raw) if raw else None
 
@@ -327,10 +341,7 @@ class PanelPreprocessing(SeriesPreprocessing):
         out = super().to_dict()
         out["kind"] = "series"  # the bundle format names many series by their `series_id`
         if self.series_scalers is not None:
-            out["series_scalers"] = {
-                key: {"feature_scaler": f.to_dict(), "target_scaler": t.to_dict()}
-                for key, (f, t) in self.series_scalers.items()
-            }
+            out["series_scalers"] = series_scalers_dict(self.series_scalers)
         return out
 
     def one_series(self, key) -> SeriesPreprocessing:
