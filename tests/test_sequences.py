@@ -64,7 +64,7 @@ def test_stratified_splits_keep_class_ratios():
 
 
 def test_too_few_per_class_is_a_clear_error():
-    with pytest.raises(DataError, match="Class 'b' has 2 sequences"):
+    with pytest.raises(DataError, match="Class 'b' has 2 training sequences"):
         plan_sample_splits(
             np.array(["a"] * 10 + ["b"] * 2), DataConfig(), TrainingConfig(cv_splits=3), 0, True
         )
@@ -186,3 +186,109 @@ def test_text_classifier_round_trips(tmp_path):
         "p(neg)",
         "p(pos)",
     ]
+
+
+def _train_test_files(tmp_path, flip_test_label=None):
+    """The recordings as a train file (r0-r23) and a test file (r24-r35)."""
+    frame = _recordings()
+    train = frame[frame.rec.isin([f"r{i}" for i in range(24)])]
+    test = frame[~frame.rec.isin(train.rec)].copy()
+    if flip_test_label is not None:
+        test.loc[test.rec == flip_test_label, "g"] = "a"
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    return {
+        "task": "classification",
+        "seed": 3,
+        "data": {
+            "path": str(tmp_path / "train.csv"),
+            "test_path": str(tmp_path / "test.csv"),
+            "series_id": "rec",
+            "label": "g",
+        },
+        "model": {"units": [6], "dropout": 0.0},
+        "training": {"epochs": 2, "cv_splits": 2},
+    }
+
+
+def test_sequence_test_file_is_the_test_set(tmp_path):
+    prepared = prepare(load_config(_train_test_files(tmp_path)))
+    plan = prepared.plan
+    test_ids = list(prepared.sample_index(plan.final.validation))
+    assert test_ids == [f"r{i}" for i in range(24, 36)]
+    assert list(prepared.sample_index(plan.final.train)) == [f"r{i}" for i in range(24)]
+    for fold in plan.folds:  # cross-validation never sees the test file
+        assert max(fold.train.max(), fold.validation.max()) < 24
+
+
+def test_sequence_test_file_labels_change_nothing_in_training(tmp_path):
+    """Editing a label of the test file leaves the CV folds, their data and the fitted model
+    exactly as they were; only the test score may move."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    bundles = [
+        fit(_train_test_files(tmp_path / "a"), verbose=0),
+        fit(_train_test_files(tmp_path / "b", flip_test_label="r25"), verbose=0),
+    ]
+    first, second = bundles
+    assert first.metrics["cv"]["mean"] == second.metrics["cv"]["mean"]
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert first.metrics["test"]["accuracy"] != second.metrics["test"]["accuracy"]
+
+
+def test_text_test_file_is_the_test_set(tmp_path):
+    texts = ["good great fine day", "bad awful poor day", "great good", "poor bad"] * 9
+    labels = ["pos", "neg"] * 18
+    pd.DataFrame({"text": texts[:24], "label": labels[:24]}).to_csv(tmp_path / "tr.csv")
+    pd.DataFrame({"text": texts[24:], "label": labels[24:]}).to_csv(tmp_path / "te.csv")
+    config = {
+        "task": "classification",
+        "data": {
+            "path": str(tmp_path / "tr.csv"),
+            "test_path": str(tmp_path / "te.csv"),
+            "features": ["text"],
+            "targets": ["label"],
+            "lookback": 6,
+        },
+        "model": {"units": [4], "embedding": {"vocab_size": 30, "dim": 4}},
+        "training": {"cv_splits": 2},
+    }
+    plan = prepare(load_config(config)).plan
+    assert plan.final.validation.tolist() == list(range(24, 36))
+    assert plan.final.train.tolist() == list(range(24))
+    for fold in plan.folds:
+        assert max(fold.train.max(), fold.validation.max()) < 24
+
+
+def test_unlabelled_recordings_predict_everywhere(tmp_path):
+    """New recordings carry no label column: `Bundle.predict`, `LitePredictor` and the CLI (of
+    the bundle and of the `.tflite` file) all predict them, and agree."""
+    import subprocess
+    import sys
+
+    from tflite_export import LitePredictor, export
+
+    bundle = fit(_train_test_files(tmp_path), verbose=0)
+    bundle.save(tmp_path / "bundle")
+    export(bundle, "float32", tmp_path / "seq.tflite")
+    new = pd.read_csv(tmp_path / "test.csv").drop(columns="g")
+    new.to_csv(tmp_path / "new.csv", index=False)
+    expected = Bundle.load(tmp_path / "bundle").predict(new)
+    assert list(expected.index) == [f"r{i}" for i in range(24, 36)]
+    lite = LitePredictor(tmp_path / "seq.tflite").predict_frame(new)
+    assert list(lite["label"]) == list(expected["label"])
+    np.testing.assert_allclose(lite.iloc[:, 1:], expected.iloc[:, 1:], atol=1e-5)
+    for source in ("bundle", "seq.tflite"):
+        result = subprocess.run(
+            [sys.executable, "-m", "keras_lstm.cli", "predict", source, "--input", "new.csv"]
+            + ["--output", f"{source}.csv"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        out = pd.read_csv(tmp_path / f"{source}.csv", index_col=0)
+        assert list(out["label"]) == list(expected["label"])
+        np.testing.assert_allclose(out.iloc[:, 1:], expected.iloc[:, 1:], atol=1e-5)

@@ -226,12 +226,14 @@ def plan_sample_splits(
     index = np.arange(n)
     encoded = pd.factorize(pd.Series(labels))[0] if stratify else None
     if stratify:
-        counts = pd.Series(labels).value_counts()
+        # the folds are drawn from the training part only (a test file's samples are not)
+        counts = pd.Series(labels[: n - test_count]).value_counts()
         need = training.cv_splits + (0 if test_count else 1)
         if counts.min() < need:
             raise DataError(
-                f"Class {counts.idxmin()!r} has {counts.min()} sequences; stratified splits into "
-                f"{training.cv_splits} folds and a test set need at least {need} per class. "
+                f"Class {counts.idxmin()!r} has {counts.min()} training sequences; stratified "
+                f"splits into {training.cv_splits} folds"
+                f"{'' if test_count else ' and a test set'} need at least {need} per class. "
                 "Add data or lower `training.cv_splits`."
             )
     if test_count:

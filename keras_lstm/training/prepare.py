@@ -262,7 +262,6 @@ def _prepare_samples(config: Config, data) -> Prepared:
             sequences = sequences_from_arrays(*data)
         else:
             sequences = load_sequences(data, d)
-        test_count = 0
         if d.test_path:
             test = load_sequences(d.test_path, d)
             if test.feature_names != sequences.feature_names:
@@ -277,6 +276,7 @@ def _prepare_samples(config: Config, data) -> Prepared:
                 sequences.ids + test.ids,
                 len(test.sequences),
             )
+        test_count = sequences.test_count
         labels, texts, kind = sequences.labels, None, "sequences"
     classes = None
     if config.task == "classification":
