@@ -20,6 +20,13 @@ statsmodels is a benchmark-only dependency: `pip install -e ".[bench]"`.
 Run from the repository root:
     python benchmarks/accuracy.py                      # every series, 3 seeds
     python benchmarks/accuracy.py --series nile --seeds 1 --set data.scaler=standard
+    python benchmarks/accuracy.py --classifiers                # the four UCR sets, 3 seeds
+    python benchmarks/accuracy.py --classifiers gunpoint --seeds 1 --set model.pooling=last
+
+Classification (`--classifiers`): for each UCR set of the development suite the defaults train
+on its train file and are tested once on its official test file (`data.test_path`); the test
+accuracy is shown beside the published 1NN-DTW accuracy, one-nearest-neighbour with the
+Euclidean distance (computed here) and the majority class.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ SERIES = {
     "taylor_day_ahead": ("taylor.csv", "time", "demand_mw", 336, 96, 48, 336),
 }
 ONE_STEP = [name for name, spec in SERIES.items() if spec[5] == 1]
+
+# Sequence classification: UCR train/test files (`NAME_train.csv`, `NAME_test.csv`) and the
+# published 1NN-DTW test accuracy (the development data's README).
+CLASSIFIERS = {"gunpoint": 0.91, "arrowhead": 0.70, "osuleaf": 0.59, "plaid": 0.84}
 
 
 def series_config(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
@@ -166,6 +177,90 @@ def run_one(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
     }
 
 
+def classifier_config(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
+    """The defaults plus what a user must give: the two files and the id and label columns."""
+    config = {
+        "task": "classification",
+        "seed": seed,
+        "data": {
+            "path": str(data_dir / f"{name}_train.csv"),
+            "test_path": str(data_dir / f"{name}_test.csv"),
+            "series_id": "series",
+            "label": "label",
+            "time_column": "step",
+        },
+    }
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        config.setdefault(section, {})[key] = value
+    return config
+
+
+def nearest_neighbour(name: str, data_dir: Path) -> float:
+    """Test accuracy of one-nearest-neighbour with the Euclidean distance (sequences
+    zero-padded to a common length), the classical baseline computed here."""
+    parts = {}
+    for part in ("train", "test"):
+        frame = pd.read_csv(data_dir / f"{name}_{part}.csv")
+        dims = [c for c in frame.columns if c.startswith("dim_")]
+        groups = list(frame.groupby("series", sort=False))
+        parts[part] = (
+            [g[dims].to_numpy(np.float64) for _, g in groups],
+            np.asarray([g["label"].iloc[0] for _, g in groups]),
+        )
+    length = max(len(s) for s in parts["train"][0] + parts["test"][0])
+
+    def padded(seqs):
+        out = np.zeros((len(seqs), length * seqs[0].shape[1]))
+        for i, s in enumerate(seqs):
+            out[i, : s.size] = s.ravel()
+        return out
+
+    train, test = padded(parts["train"][0]), padded(parts["test"][0])
+    distances = (test**2).sum(1)[:, None] - 2 * test @ train.T + (train**2).sum(1)[None, :]
+    predicted = parts["train"][1][np.argmin(distances, axis=1)]
+    return float(np.mean(predicted == parts["test"][1]))
+
+
+def run_classifier(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
+    config = load_config(classifier_config(name, seed, data_dir, overrides))
+    start = time.perf_counter()
+    bundle = fit(config, verbose=0)
+    seconds = time.perf_counter() - start
+    metrics = bundle.metrics
+    return {
+        "series": name,
+        "seed": seed,
+        "overrides": overrides,
+        "accuracy": metrics["test"]["accuracy"],
+        "f1_macro": metrics["test"]["f1_macro"],
+        "majority": metrics["baselines"]["majority"]["test"]["accuracy"],
+        "cv_accuracy": metrics["cv"]["mean"]["accuracy"],
+        "refit_epochs": metrics.get("refit_epochs"),
+        "training": metrics.get("training"),
+        "seconds": seconds,
+    }
+
+
+def classifier_table(rows: list[dict], data_dir: Path) -> str:
+    """Markdown: per data set the mean test accuracy over seeds beside the baselines."""
+    frame = pd.DataFrame(rows)
+    lines = [
+        "| data set | keras-lstm accuracy | 1NN-DTW (published) | 1NN-Euclidean | majority "
+        "| beats 1NN-DTW | seconds per run |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for name, group in frame.groupby("series", sort=False):
+        mean = group.mean(numeric_only=True)
+        dtw = CLASSIFIERS[name]
+        lines.append(
+            f"| {name} | {mean['accuracy']:.3f} (± {group['accuracy'].std(ddof=0):.3f}) "
+            f"| {dtw:.2f} | {nearest_neighbour(name, data_dir):.3f} | {mean['majority']:.3f} "
+            f"| {'yes' if mean['accuracy'] > dtw else '**no**'} | {mean['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def _parse_overrides(items) -> dict:
     out = {}
     for item in items or []:
@@ -209,6 +304,12 @@ def table(rows: list[dict], data_dir: Path, with_hw: bool = True) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", nargs="*", default=list(SERIES), choices=list(SERIES))
+    parser.add_argument(
+        "--classifiers",
+        nargs="*",
+        choices=list(CLASSIFIERS),
+        help="sequence classification sets to run instead of the series (none given: all)",
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data", type=Path, default=SHARED, help="the development data folder")
     parser.add_argument("--set", action="append", help="config override, e.g. data.scaler=window")
@@ -224,6 +325,8 @@ def main(argv=None) -> int:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     overrides = _parse_overrides(args.set)
+    if args.classifiers is not None:
+        return _classify(args.classifiers or list(CLASSIFIERS), args, overrides)
     rows = []
     for name in args.series:
         for seed in range(args.seeds):
@@ -240,6 +343,26 @@ def main(argv=None) -> int:
                     handle.write(json.dumps(row) + "\n")
     print()
     print(table(rows, args.data, with_hw=not args.no_hw))
+    return 0
+
+
+def _classify(names: list[str], args, overrides: dict) -> int:
+    rows = []
+    for name in names:
+        for seed in range(args.seeds):
+            row = run_classifier(name, seed, args.data, overrides)
+            rows.append(row)
+            print(
+                f"{name} seed {seed}: accuracy {row['accuracy']:.3f} (majority "
+                f"{row['majority']:.3f}, 1NN-DTW {CLASSIFIERS[name]:.2f}), refit "
+                f"{row['refit_epochs']} epochs, {row['seconds']:.0f} s",
+                flush=True,
+            )
+            if args.jsonl:
+                with open(args.jsonl, "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+    print()
+    print(classifier_table(rows, args.data))
     return 0
 
 

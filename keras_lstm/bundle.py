@@ -34,6 +34,7 @@ from keras_lstm.data.windows import input_windows
 from keras_lstm.errors import BundleError, ConfigError
 from keras_lstm.normalization import WindowNormalized
 from keras_lstm.plots import save_plots
+from keras_lstm.sequence_layers import SEQUENCE_LAYERS
 
 MODEL_FILE = "model.keras"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -357,7 +358,7 @@ class Bundle:
                 directory / MODEL_FILE,
                 safe_mode=True,
                 compile=False,
-                custom_objects={"WindowNormalized": WindowNormalized},
+                custom_objects={"WindowNormalized": WindowNormalized, **SEQUENCE_LAYERS},
             )
         except Exception as err:  # Keras raises ValueError, TypeError, OSError, zip errors...
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

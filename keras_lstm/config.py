@@ -27,10 +27,11 @@ from keras_lstm.errors import ConfigError
 from keras_lstm.files import atomic_write_text
 
 TASKS = ("regression", "classification")
-SCALERS = ("auto", "window", "standard", "minmax", "robust", "none")
+SCALERS = ("auto", "window", "sequence", "standard", "minmax", "robust", "none")
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 CELLS = ("lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
+POOLINGS = ("last", "mean", "attention")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 FOLD_WORKERS = ("auto", "always", "never")
 LOSSES = ("mse", "mae", "huber")
@@ -209,8 +210,18 @@ class ModelConfig:
         dropout: `Dropout` rate after each recurrent layer, in [0, 1).
         recurrent_dropout: dropout inside the recurrent cells, in [0, 1).
         l2: L2 penalty on the kernel and recurrent kernel of every recurrent layer.
-        conv_filters: > 0 puts a causal `Conv1D` with this many filters in front.
-        conv_kernel_size: kernel size of that `Conv1D`.
+        conv_filters: a convolutional front: one causal `Conv1D` (ReLU) per entry, with this
+            many filters, before the recurrent layers; `0` or `[]` for none.
+        conv_kernel_size: kernel size of each `Conv1D`: one number for all, or one per entry
+            of `conv_filters`.
+        batch_norm: put `BatchNormalization` after each `Conv1D` (before its ReLU), as fully
+            convolutional time-series classifiers do.
+        conv_pool: with a convolutional front, max-pool its output over runs of this many
+            steps, so the recurrent layers read a sequence this many times shorter (long
+            sequences train faster); `1` for none.
+        pooling: how the recurrent outputs become one vector: `last` (the last step's state),
+            `mean` (the average over the valid steps) or `attention` (a learnt softmax-weighted
+            sum over the steps). Whole sequences and windows alike.
         dense_units: hidden `Dense` layers (ReLU) before the output layer.
         linear_path: regression: add a linear map of the whole input window to the recurrent
             stack's forecast (LSTNet's highway), so seasonal and autoregressive structure is
@@ -228,8 +239,11 @@ class ModelConfig:
     dropout: float = 0.2
     recurrent_dropout: float = 0.0
     l2: float = 1.0e-4
-    conv_filters: int = 0
-    conv_kernel_size: int = 3
+    conv_filters: tuple[int, ...] = ()
+    conv_kernel_size: tuple[int, ...] = (3,)
+    batch_norm: bool = False
+    conv_pool: int = 1
+    pooling: str = "last"
     dense_units: tuple[int, ...] = ()
     linear_path: bool = True
     seasonal_base: bool = False
@@ -237,7 +251,7 @@ class ModelConfig:
     def __post_init__(self):
         _choice("model.cell", self.cell, CELLS)
         _set(self, "units", _int_list("model.units", self.units, allow_empty=False))
-        for name in ("bidirectional", "linear_path", "seasonal_base"):
+        for name in ("bidirectional", "linear_path", "seasonal_base", "batch_norm"):
             if not isinstance(getattr(self, name), bool):
                 _fail(f"model.{name}", getattr(self, name), "true or false")
         _choice("model.merge_mode", self.merge_mode, MERGE_MODES)
@@ -264,13 +278,36 @@ class ModelConfig:
             _float("model.recurrent_dropout", self.recurrent_dropout, 0.0, 1.0, high_open=True),
         )
         _set(self, "l2", _float("model.l2", self.l2, low=0.0))
-        _set(self, "conv_filters", _int("model.conv_filters", self.conv_filters, minimum=0))
-        _set(
-            self,
-            "conv_kernel_size",
-            _int("model.conv_kernel_size", self.conv_kernel_size, minimum=1),
-        )
+        filters = self.conv_filters
+        if filters == 0 and not isinstance(filters, bool):
+            filters = ()
+        _set(self, "conv_filters", _int_list("model.conv_filters", filters))
+        kernels = _int_list("model.conv_kernel_size", self.conv_kernel_size, allow_empty=False)
+        if len(kernels) != 1 and len(kernels) != len(self.conv_filters):
+            _fail(
+                "model.conv_kernel_size",
+                self.conv_kernel_size,
+                f"one kernel size or one per `model.conv_filters` entry ({len(self.conv_filters)})",
+            )
+        _set(self, "conv_kernel_size", kernels)
+        _set(self, "conv_pool", _int("model.conv_pool", self.conv_pool, minimum=1))
+        if self.conv_pool > 1 and not self.conv_filters:
+            _fail(
+                "model.conv_pool",
+                self.conv_pool,
+                "1 without a convolutional front",
+                ". Pooling follows the `Conv1D` layers: set `model.conv_filters` too.",
+            )
+        _choice("model.pooling", self.pooling, POOLINGS)
         _set(self, "dense_units", _int_list("model.dense_units", self.dense_units))
+
+    @property
+    def conv_layers(self) -> tuple[tuple[int, int], ...]:
+        """`(filters, kernel_size)` of each `Conv1D` of the convolutional front."""
+        kernels = self.conv_kernel_size
+        if len(kernels) == 1:
+            kernels = kernels * len(self.conv_filters)
+        return tuple(zip(self.conv_filters, kernels, strict=True))
 
 
 @dataclass(frozen=True)
@@ -506,8 +543,39 @@ def _check_keys(mapping: Mapping, valid, where: str) -> None:
             )
 
 
+# The `model` defaults of a whole-sequence classifier (`task: classification` with
+# `data.series_id` and `data.label`), chosen on the UCR sets of the development suite
+# (BENCHMARKS.md, Accuracy, classification). Keys given in the config win; the forecasting
+# defaults are the dataclass defaults above.
+SEQUENCE_CLASSIFIER_MODEL = {
+    "units": [64],
+    "bidirectional": True,
+    "conv_filters": [64, 64, 64],
+    "conv_kernel_size": [8, 5, 3],
+    "batch_norm": True,
+    "conv_pool": 4,
+    "pooling": "mean",
+    "dropout": 0.0,
+}
+
+
+def is_sequence_classifier(raw: Mapping) -> bool:
+    """Whether a raw config asks for a whole-sequence classifier (labelled sequences, not
+    text)."""
+    data, model = raw.get("data") or {}, raw.get("model") or {}
+    return (
+        raw.get("task") == "classification"
+        and bool(data.get("series_id"))
+        and bool(data.get("label"))
+        and not model.get("embedding")
+    )
+
+
 def from_dict(raw: Mapping) -> Config:
-    """Build a validated `Config` from plain data, raising `ConfigError` for anything wrong."""
+    """Build a validated `Config` from plain data, raising `ConfigError` for anything wrong.
+
+    A whole-sequence classifier gets `SEQUENCE_CLASSIFIER_MODEL` for the `model` keys it does
+    not set."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -515,8 +583,15 @@ def from_dict(raw: Mapping) -> Config:
     top = {f.name for f in fields(Config)}
     _check_keys(raw, top, "")
     kwargs: dict[str, Any] = {k: raw[k] for k in ("task", "seed") if k in raw}
+    sequence_classifier = (
+        isinstance(raw.get("data"), Mapping)
+        and isinstance(raw.get("model") or {}, Mapping)
+        and is_sequence_classifier(raw)
+    )
     for name, cls in SECTIONS.items():
         section = raw.get(name) or {}
+        if name == "model" and sequence_classifier:
+            section = {**SEQUENCE_CLASSIFIER_MODEL, **section}
         if not isinstance(section, Mapping):
             raise ConfigError(
                 f"Config section `{name}` must be a mapping of keys; "

@@ -16,6 +16,12 @@ from collections.abc import Sequence
 from keras_lstm.config import TASKS, ModelConfig, TrainingConfig
 from keras_lstm.errors import ConfigError
 from keras_lstm.normalization import WindowNormalized
+from keras_lstm.sequence_layers import (
+    AttentionPooling,
+    MaskedConv1D,
+    MaskedMaxPooling1D,
+    SequenceStandardized,
+)
 
 
 def _check_shapes(config: ModelConfig, input_shape, output_shape, task):
@@ -75,15 +81,19 @@ def build_model(
     mask_value: float | None = None,
     window_channels: Sequence[int] | None = None,
     season: int = 1,
+    sequence_standardized: bool = False,
 ):
     """Build and compile a stacked recurrent `keras.Sequential`.
 
-    Layers, in order: optional `Embedding`; optional causal `Conv1D`; one `LSTM`/`GRU` per entry of
+    Layers, in order: optional `Masking` (padded sequences) and per-sequence standardization;
+    optional `Embedding`; the convolutional front (a causal `Conv1D` per `conv_filters` entry,
+    mask-aware for padded sequences, then optional max pooling); one `LSTM`/`GRU` per entry of
     `units` (each `return_sequences=True` but the last, optionally wrapped in `Bidirectional`,
-    L2 on kernel and recurrent kernel) with `Dropout` after each; hidden `Dense` layers; the
-    output layer. Regression: `Dense(horizon * targets)` reshaped to `(horizon, targets)`, MSE
-    loss. Classification: sigmoid with binary cross-entropy for two classes, otherwise softmax
-    with sparse categorical cross-entropy. Adam with `training.learning_rate` and `clipnorm`.
+    L2 on kernel and recurrent kernel) with `Dropout` after each, the last one's outputs pooled
+    by `model.pooling`; hidden `Dense` layers; the output layer. Regression:
+    `Dense(horizon * targets)` reshaped to `(horizon, targets)`, MSE loss. Classification:
+    sigmoid with binary cross-entropy for two classes, otherwise softmax with sparse
+    categorical cross-entropy. Adam with `training.learning_rate` and `clipnorm`.
 
     Args:
         model_config: the `model` section.
@@ -98,6 +108,8 @@ def build_model(
             the output (regression) is mapped back through the input channels listed here, one
             per target. An empty tuple normalizes the inputs only (classification). With
             `model.linear_path` (regression) the wrapper also holds the linear path.
+        sequence_standardized: with `mask_value` (whole sequences), standardize each
+            sequence per channel by its own valid steps first (`data.scaler: sequence`).
         season: with `window_channels`, map the forecast back onto the seasonal naive forecast
             of this period when it fits in the window (`data.season`).
 
@@ -130,17 +142,24 @@ def build_model(
         # No mask_zero: padded token windows then mean the same in Keras and in the exported
         # fixed-length TFLite model, so device and training agree exactly.
         stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
-    if config.conv_filters:
-        stack.append(
-            layers.Conv1D(
-                config.conv_filters, config.conv_kernel_size, padding="causal", activation="relu"
-            )
-        )
+    masked = mask_value is not None and not config.embedding
+    if masked and sequence_standardized:
+        stack.append(SequenceStandardized())
+    for filters, kernel in config.conv_layers:
+        conv = MaskedConv1D if masked else layers.Conv1D
+        activation = None if config.batch_norm else "relu"
+        stack.append(conv(filters, kernel, padding="causal", activation=activation))
+        if config.batch_norm:
+            stack += [layers.BatchNormalization(), layers.Activation("relu")]
+    if config.conv_pool > 1:
+        pool = MaskedMaxPooling1D if masked else layers.MaxPooling1D
+        stack.append(pool(config.conv_pool) if masked else pool(config.conv_pool, padding="same"))
     cell = layers.LSTM if config.cell == "lstm" else layers.GRU
     for position, units in enumerate(config.units):
+        last = position == len(config.units) - 1
         recurrent = cell(
             units,
-            return_sequences=position < len(config.units) - 1,
+            return_sequences=not last or config.pooling != "last",
             recurrent_dropout=config.recurrent_dropout,
             kernel_regularizer=regularizers.L2(config.l2) if config.l2 else None,
             recurrent_regularizer=regularizers.L2(config.l2) if config.l2 else None,
@@ -148,6 +167,10 @@ def build_model(
         if config.bidirectional:
             recurrent = layers.Bidirectional(recurrent, merge_mode=config.merge_mode)
         stack.append(recurrent)
+        if last and config.pooling == "mean":
+            stack.append(layers.GlobalAveragePooling1D())
+        elif last and config.pooling == "attention":
+            stack.append(AttentionPooling())
         if config.dropout:
             stack.append(layers.Dropout(config.dropout))
     for units in config.dense_units:

@@ -274,18 +274,35 @@ def _search_recipes(forward, mode: str, window: bool, inputs: ExportInputs, kera
         ExportError: the converter failed, or a non-builtin op remains.
     """
     chosen = None
-    attempts = []
+    attempts, failures = [], []
     for name in recipes(mode, window):
-        if name.endswith("float-lstm") and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in chosen.ops:
+        if (
+            name.endswith("float-lstm")
+            and chosen is not None
+            and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in chosen.ops
+        ):
             break  # keeping LSTMs in float changes nothing without LSTMs
-        attempt = _attempt(forward, mode, name, window, inputs, keras_outputs)
+        try:
+            attempt = _attempt(forward, mode, name, window, inputs, keras_outputs)
+        except _Unrunnable as err:
+            failures.append(f"{name}: {err}")
+            continue
         attempts.append(attempt)
         if chosen is None or attempt.relative_rmse < chosen.relative_rmse:
             chosen = attempt
         if attempt.relative_rmse <= INTEGER_TARGET:
             chosen = attempt
             break
+    if chosen is None:
+        raise ExportError(
+            f"LiteRT cannot run this model in mode {mode!r} ({'; '.join(failures)}); no file "
+            "was written. Choose float32, float16 or dynamic."
+        )
     return RecipeSearch(chosen=chosen, attempts=attempts)
+
+
+class _Unrunnable(Exception):
+    """The converted file holds an op LiteRT cannot run with these tensor types."""
 
 
 def _attempt(forward, mode, name, window, inputs: ExportInputs, keras_outputs) -> Attempt:
@@ -297,7 +314,10 @@ def _attempt(forward, mode, name, window, inputs: ExportInputs, keras_outputs) -
         raise ExportError(
             f"The converted model still holds non-builtin ops {others}; no file was written."
         )
-    lite = runtime.interpreter(content)
+    try:
+        lite = runtime.interpreter(content)
+    except RuntimeError as err:  # e.g. an op without an int8 kernel fails at allocate_tensors
+        raise _Unrunnable(str(err).strip().splitlines()[0]) from None
     difference = runtime.run_windows(lite, inputs.validation).astype(np.float64)
     difference -= keras_outputs.reshape(difference.shape)
     rmse = float(np.sqrt(np.mean(difference**2)))

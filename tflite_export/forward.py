@@ -365,6 +365,90 @@ class _WindowNormalized:
             return x * spread + level
 
 
+def _valid(x, length):
+    """`(batch, time, 1)` ones at the valid steps (all ones without a length)."""
+    if length is None:
+        return tf.ones_like(x[..., :1])
+    return tf.expand_dims(tf.sequence_mask(length, x.shape[1], dtype=x.dtype), -1)
+
+
+class _SequenceStandardized:
+    def __init__(self, layer):
+        self.floor = float(layer.floor)
+
+    def __call__(self, x, length=None):
+        valid = _valid(x, length)
+        count = tf.maximum(tf.reduce_sum(valid, axis=1, keepdims=True), 1.0)
+        mean = tf.reduce_sum(x * valid, axis=1, keepdims=True) / count
+        centred = (x - mean) * valid
+        spread = tf.sqrt(tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count)
+        return centred / tf.maximum(spread, self.floor)
+
+
+class _MaxPooling1D:
+    """Keras' `MaxPooling1D` or the mask-aware `MaskedMaxPooling1D`; the valid length shrinks
+    to `ceil(length / pool_size)`."""
+
+    def __init__(self, layer):
+        masked = type(layer).__name__ == "MaskedMaxPooling1D"
+        size = layer.pool_size if masked else layer.pool_size[0]
+        self.size, self.masked = int(size), masked
+        self.stride = self.size if masked else int(layer.strides[0])
+        self.padding = "VALID" if masked else layer.padding.upper()
+
+    def __call__(self, x, length=None):
+        if self.masked:
+            if length is not None:
+                x = x * _valid(x, length)
+            x = tf.pad(x, [[0, 0], [0, (-x.shape[1]) % self.size], [0, 0]])
+        y = tf.nn.max_pool1d(x, self.size, self.stride, self.padding)
+        if length is None:
+            return y, None
+        return y, (length + self.size - 1) // self.size
+
+
+class _BatchNormalization:
+    """Inference-time batch normalization: one multiply and one add per channel."""
+
+    def __init__(self, layer):
+        if layer.axis not in (-1, 2):
+            raise ExportError(
+                f"BatchNormalization layer {layer.name!r} must normalize the last axis to export."
+            )
+        scale = 1.0 / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
+        if layer.scale:
+            scale = scale * layer.gamma.numpy()
+        offset = -layer.moving_mean.numpy() * scale
+        if layer.center:
+            offset = offset + layer.beta.numpy()
+        self.scale, self.offset = _constant(scale), _constant(offset)
+
+    def __call__(self, x):
+        return x * self.scale + self.offset
+
+
+class _GlobalAveragePooling1D:
+    def __call__(self, x, length=None):
+        if length is None:
+            return tf.reduce_mean(x, axis=1)
+        valid = _valid(x, length)
+        return tf.reduce_sum(x * valid, axis=1) / tf.reduce_sum(valid, axis=1)
+
+
+class _AttentionPooling:
+    def __init__(self, layer):
+        self.score = _constant(layer.score.numpy())
+
+    def __call__(self, x, length=None):
+        scores = tf.einsum("btf,fk->btk", x, self.score)
+        weights = tf.exp(scores - tf.reduce_max(scores, axis=1, keepdims=True)) * _valid(x, length)
+        weights = weights / tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1e-9)
+        return tf.reduce_sum(weights * x, axis=1)
+
+
+_LENGTH_AWARE = (_SequenceStandardized, _GlobalAveragePooling1D, _AttentionPooling)
+
+
 def _convert_layer(layer):
     kind = type(layer).__name__
     if kind in _IDENTITY_LAYERS:
@@ -377,8 +461,18 @@ def _convert_layer(layer):
         return _Bidirectional(layer)
     if kind == "Dense":
         return _Dense(layer)
-    if kind == "Conv1D":
+    if kind in ("Conv1D", "MaskedConv1D"):
         return _Conv1D(layer)
+    if kind in ("MaxPooling1D", "MaskedMaxPooling1D"):
+        return _MaxPooling1D(layer)
+    if kind == "BatchNormalization":
+        return _BatchNormalization(layer)
+    if kind == "SequenceStandardized":
+        return _SequenceStandardized(layer)
+    if kind == "GlobalAveragePooling1D":
+        return _GlobalAveragePooling1D()
+    if kind == "AttentionPooling":
+        return _AttentionPooling(layer)
     if kind == "Embedding":
         return _Embedding(layer)
     if kind == "Reshape":
@@ -391,8 +485,9 @@ def _convert_layer(layer):
         return _ACTIVATIONS[_activation(layer)]
     raise ExportError(
         f"Layer {layer.name!r} of type {kind} is not supported by the TFLite exporter. "
-        "Supported: Masking, Embedding, Conv1D, LSTM, GRU, Bidirectional, Dropout, Dense, "
-        "Reshape, Flatten, Activation, WindowNormalized."
+        "Supported: Masking, Embedding, Conv1D, BatchNormalization, MaxPooling1D, LSTM, GRU, "
+        "Bidirectional, GlobalAveragePooling1D, Dropout, Dense, Reshape, Flatten, Activation, "
+        "WindowNormalized and keras_lstm's sequence layers."
     )
 
 
@@ -455,8 +550,10 @@ def build_forward(model, lookback: int | None = None):
         for step in steps:
             if isinstance(step, _Masking):
                 length = step.length(x)
-            elif isinstance(step, (_LSTM, _GRU, _Bidirectional)):
+            elif isinstance(step, (_LSTM, _GRU, _Bidirectional, *_LENGTH_AWARE)):
                 x = step(x, length)
+            elif isinstance(step, _MaxPooling1D):
+                x, length = step(x, length)
             else:
                 x = step(x)
         return {"prediction": x}

@@ -126,6 +126,12 @@ class Prepared:
         """`data.scaler` with `auto` resolved: `window` for forecasting series (one or many)
         whose targets are among the inputs, else `standard`."""
         chosen = self.config.data.scaler
+        if chosen == "sequence" and self.kind != "sequences":
+            raise ConfigError(
+                "`data.scaler: sequence` standardizes each whole sequence by its own statistics; "
+                f"it needs whole sequences (`data.series_id` with `data.label`), not {self.kind}. "
+                "Choose `window` for a series, or `standard`, `minmax`, `robust` or `none`."
+            )
         if chosen != "auto":
             return chosen
         if self.kind != "series" or self.classes is not None:
@@ -160,7 +166,7 @@ class Prepared:
     @property
     def scaler_kind(self) -> str:
         """The scaler fitted on training rows: `standard` under window normalization."""
-        return "standard" if self.scaler == "window" else self.scaler
+        return "standard" if self.scaler in ("window", "sequence") else self.scaler
 
     @property
     def mask_value(self) -> float | None:

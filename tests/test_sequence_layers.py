@@ -1,0 +1,171 @@
+"""The mask-aware sequence layers: each checked against an independent NumPy computation, the
+padded-batch rule, and their TFLite export."""
+
+import numpy as np
+import pytest
+
+from keras_lstm.config import SEQUENCE_CLASSIFIER_MODEL, ModelConfig, load_config
+from keras_lstm.data.sequences import pad
+from keras_lstm.errors import ConfigError
+from keras_lstm.factory import build_model, stack_layers
+from keras_lstm.sequence_layers import (
+    AttentionPooling,
+    MaskedMaxPooling1D,
+    SequenceStandardized,
+)
+
+
+def _masked(x):
+    """Run `x` through Keras' Masking so the layers receive the padding mask."""
+    import keras
+
+    return keras.layers.Masking(0.0)(x)
+
+
+def _sequences(lengths=(5, 17, 9, 14), features=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((n, features)).astype(np.float32) + 1 for n in lengths]
+
+
+def test_sequence_standardized_uses_only_valid_steps():
+    sequences = _sequences()
+    out = np.asarray(SequenceStandardized()(_masked(pad(sequences, 20))))
+    for i, s in enumerate(sequences):
+        expected = (s - s.mean(0)) / s.std(0)
+        np.testing.assert_allclose(out[i, : len(s)], expected, rtol=1e-5, atol=1e-5)
+        assert not out[i, len(s) :].any()
+
+
+def test_masked_max_pooling_ignores_padding_and_shrinks_the_mask():
+    x = np.full((1, 7, 1), 0.0, np.float32)
+    x[0, :5, 0] = [1, 4, 2, 0.5, 3]
+    masked = _masked(x)
+    layer = MaskedMaxPooling1D(3)
+    out = np.asarray(layer(masked))
+    np.testing.assert_array_equal(out[0, :, 0], [4, 3, 0])
+    mask = np.asarray(layer.compute_mask(masked, masked._keras_mask))
+    np.testing.assert_array_equal(mask[0], [True, True, False])  # valid runs start at 0 and 3
+
+
+def test_attention_pooling_is_a_softmax_weighted_sum_over_valid_steps():
+    sequences = _sequences(lengths=(4, 9), features=3)
+    layer = AttentionPooling()
+    out = np.asarray(layer(_masked(pad(sequences, 9))))
+    w = np.asarray(layer.score)
+    for i, s in enumerate(sequences):
+        scores = s @ w
+        weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        np.testing.assert_allclose(out[i], (weights * s).sum(0), rtol=1e-5)
+
+
+FRONTS = [
+    ModelConfig(units=(6,), conv_filters=(4, 4), conv_kernel_size=(5, 3), conv_pool=4),
+    ModelConfig(
+        units=(5, 4),
+        conv_filters=(4,),
+        batch_norm=True,
+        conv_pool=2,
+        pooling="attention",
+        bidirectional=True,
+    ),
+    ModelConfig(units=(5,), conv_filters=(3, 3), batch_norm=True, pooling="mean"),
+    ModelConfig(units=(4,), cell="gru", pooling="mean", bidirectional=True),
+]
+IDS = ["conv-pool-last", "bn-attention-bidirectional", "bn-mean", "gru-mean"]
+
+
+@pytest.mark.parametrize("config", FRONTS, ids=IDS)
+def test_padded_batch_predicts_like_each_sequence_and_exports(config, tmp_path):
+    """Padding never changes a prediction, in Keras and in the float32 TFLite file."""
+    import keras
+
+    from tflite_export import export
+
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        config, (None, 2), 3, "classification", mask_value=0.0, sequence_standardized=True
+    )
+    for layer in stack_layers(model):  # non-trivial batch statistics
+        if type(layer).__name__ == "BatchNormalization":
+            rng = np.random.default_rng(1)
+            layer.moving_mean.assign(rng.standard_normal(layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape))
+    sequences = _sequences()
+    batch = model.predict(pad(sequences, 20), verbose=0)
+    single = np.concatenate([model.predict(s[None], verbose=0) for s in sequences])
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+    report = export(model, "float32", tmp_path / "m.tflite", pad(sequences * 4, 20), lookback=20)
+    assert report["builtin_only"] and report["max_abs_error"] < 1e-5
+
+
+def test_conv_front_layers_and_pooling_in_order():
+    config = ModelConfig(
+        units=(6,), conv_filters=(4, 5), conv_kernel_size=7, batch_norm=True, conv_pool=4
+    )
+    model = build_model(config, (None, 2), 3, "classification", mask_value=0.0)
+    names = [type(layer).__name__ for layer in stack_layers(model)]
+    assert names == [
+        "Masking",
+        "MaskedConv1D",
+        "BatchNormalization",
+        "Activation",
+        "MaskedConv1D",
+        "BatchNormalization",
+        "Activation",
+        "MaskedMaxPooling1D",
+        "LSTM",
+        "Dropout",
+        "Dense",
+    ]
+    convs = [layer for layer in stack_layers(model) if type(layer).__name__ == "MaskedConv1D"]
+    assert [(c.filters, c.kernel_size[0]) for c in convs] == [(4, 7), (5, 7)]
+    # without padding (windows of a series) the plain Keras layers are used
+    series = build_model(config, (40, 2), (1, 1), "regression")
+    assert "Conv1D" in [type(layer).__name__ for layer in stack_layers(series)]
+    assert series.output_shape == (None, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"conv_pool": 2}, "model.conv_pool"),
+        ({"conv_filters": [4, 4], "conv_kernel_size": [3, 3, 3]}, "model.conv_kernel_size"),
+        ({"pooling": "max"}, "model.pooling"),
+        ({"conv_filters": [4, 0]}, r"model.conv_filters\[1\]"),
+        ({"batch_norm": "yes"}, "model.batch_norm"),
+    ],
+)
+def test_bad_front_settings_name_the_key(section, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"model": section})
+
+
+def test_old_single_conv_settings_still_load():
+    config = load_config({"model": {"conv_filters": 8, "conv_kernel_size": 5}})
+    assert config.model.conv_layers == ((8, 5),)
+    assert load_config({"model": {"conv_filters": 0}}).model.conv_filters == ()
+
+
+def test_sequence_classifiers_get_their_defaults_and_explicit_keys_win():
+    raw = {"task": "classification", "data": {"series_id": "id", "label": "y"}}
+    config = load_config(raw)
+    for key, value in SEQUENCE_CLASSIFIER_MODEL.items():
+        got = getattr(config.model, key)
+        assert list(got) == value if isinstance(value, list) else got == value
+    mine = load_config({**raw, "model": {"pooling": "last", "units": [8]}})
+    assert mine.model.pooling == "last" and mine.model.units == (8,)
+    assert mine.model.conv_filters == tuple(SEQUENCE_CLASSIFIER_MODEL["conv_filters"])
+    # a saved config reloads to the same model section
+    assert load_config(mine.to_dict()).model == mine.model
+    # forecasting and text keep the dataclass defaults
+    assert load_config({}).model == ModelConfig()
+    text = {"task": "classification", "model": {"embedding": {"vocab_size": 9, "dim": 2}}}
+    assert load_config(text).model.conv_filters == ()
+
+
+def test_sequence_scaler_needs_whole_sequences(sine_frame):
+    from keras_lstm.training import prepare
+
+    config = load_config({"data": {"targets": ["y"], "scaler": "sequence"}})
+    with pytest.raises(ConfigError, match="data.scaler: sequence"):
+        _ = prepare(config, sine_frame).scaler
