@@ -339,6 +339,10 @@ class TrainingConfig:
         loss: the regression loss on the scaled targets: `mse`, `mae` or `huber` (Keras'
             `Huber`, delta 1, quadratic near zero and linear for large errors, so outliers
             pull less). Classification always uses cross-entropy.
+        min_steps: with `auto_budget`, a cross-validation fit may run past `epochs` until it
+            could take this many gradient steps (early stopping still ends it): small sets of
+            whole sequences get only a few steps per epoch. `0` turns it off; whole-sequence
+            classifiers that leave `training.epochs` unset get 1500.
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
@@ -363,9 +367,11 @@ class TrainingConfig:
     auto_budget: bool = True
     window_loss: bool = False
     loss: str = "mse"
+    min_steps: int = 0
 
     def __post_init__(self):
         _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
+        _set(self, "min_steps", _int("training.min_steps", self.min_steps, minimum=0))
         _set(self, "batch_size", _int("training.batch_size", self.batch_size, minimum=1))
         _set(
             self,
@@ -543,6 +549,10 @@ def _check_keys(mapping: Mapping, valid, where: str) -> None:
             )
 
 
+# The `training.min_steps` of a whole-sequence classifier that leaves `training.epochs` unset
+# (training/budget.py).
+SEQUENCE_CLASSIFIER_MIN_STEPS = 1500
+
 # The `model` defaults of a whole-sequence classifier (`task: classification` with
 # `data.series_id` and `data.label`), chosen on the UCR sets of the development suite
 # (BENCHMARKS.md, Accuracy, classification). Keys given in the config win; the forecasting
@@ -552,11 +562,23 @@ SEQUENCE_CLASSIFIER_MODEL = {
     "bidirectional": True,
     "conv_filters": [64, 64, 64],
     "conv_kernel_size": [8, 5, 3],
-    "batch_norm": True,
-    "conv_pool": 4,
-    "pooling": "mean",
+    "batch_norm": False,
+    "conv_pool": 8,
+    "pooling": "attention",
     "dropout": 0.0,
 }
+
+
+def _sequence_classifier_model(section: Mapping) -> dict:
+    """The classifier defaults that fit the user's own `model` keys: with their own
+    `conv_filters`, the default kernel sizes (one per default layer) do not apply, nor the
+    pooling when they turn the front off."""
+    defaults = dict(SEQUENCE_CLASSIFIER_MODEL)
+    if "conv_filters" in section:
+        defaults.pop("conv_kernel_size")
+        if not section["conv_filters"]:
+            defaults.pop("conv_pool")
+    return defaults
 
 
 def is_sequence_classifier(raw: Mapping) -> bool:
@@ -591,7 +613,10 @@ def from_dict(raw: Mapping) -> Config:
     for name, cls in SECTIONS.items():
         section = raw.get(name) or {}
         if name == "model" and sequence_classifier:
-            section = {**SEQUENCE_CLASSIFIER_MODEL, **section}
+            section = {**_sequence_classifier_model(section), **section}
+        if name == "training" and sequence_classifier and isinstance(section, Mapping):
+            if "epochs" not in section:
+                section = {"min_steps": SEQUENCE_CLASSIFIER_MIN_STEPS, **section}
         if not isinstance(section, Mapping):
             raise ConfigError(
                 f"Config section `{name}` must be a mapping of keys; "

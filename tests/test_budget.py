@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from keras_lstm.config import SEQUENCE_CLASSIFIER_MIN_STEPS as MIN_SEQUENCE_STEPS
 from keras_lstm.config import TrainingConfig, load_config
 from keras_lstm.training import fit, refit_epochs
 from keras_lstm.training.budget import fit_budget
@@ -32,6 +33,52 @@ def test_small_folds_get_far_more_steps_than_the_fixed_budget():
     fixed = fit_budget(TrainingConfig(auto_budget=False), 40)
     assert (fixed.batch_size, fixed.patience, fixed.steps_per_epoch) == (64, 10, 1)
     assert auto.steps_per_epoch * auto.patience >= 40 * fixed.steps_per_epoch * fixed.patience
+
+
+@pytest.mark.parametrize("sequences", [29, 160, 430, 5000])
+def test_whole_sequence_fits_may_take_the_minimum_steps(sequences):
+    training = TrainingConfig()
+    budget = fit_budget(training, sequences, min_steps=MIN_SEQUENCE_STEPS)
+    plain = fit_budget(training, sequences)
+    assert budget.batch_size == plain.batch_size
+    assert budget.epochs == max(100, math.ceil(MIN_SEQUENCE_STEPS / plain.steps_per_epoch))
+    assert budget.epochs * budget.steps_per_epoch >= MIN_SEQUENCE_STEPS
+    assert budget.patience == max(10, math.ceil(400 / plain.steps_per_epoch))
+    # without auto_budget the config is taken as given
+    fixed = fit_budget(TrainingConfig(auto_budget=False), sequences, min_steps=10_000)
+    assert fixed.epochs == 100
+
+
+def test_sequence_classifiers_get_min_steps_unless_epochs_are_set():
+    raw = {"task": "classification", "data": {"series_id": "id", "label": "y"}}
+    assert load_config(raw).training.min_steps == MIN_SEQUENCE_STEPS
+    assert load_config({**raw, "training": {"epochs": 3}}).training.min_steps == 0
+    assert load_config({"task": "classification"}).training.min_steps == 0
+
+
+def test_min_steps_lengthen_cross_validation_fits(tmp_path):
+    """Folds of 12 sequences (2 steps per epoch) with `epochs: 2` and `min_steps: 12` run 6
+    epochs each; without `min_steps`, 2."""
+    from keras_lstm.training import cross_validate
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {"id": i, "x": float(rng.standard_normal() + (i % 2)), "y": i % 2}
+        for i in range(32)
+        for _ in range(6)
+    ]
+    config = {
+        "task": "classification",
+        "data": {"series_id": "id", "label": "y", "test_size": 8},
+        "model": {"units": [3], "conv_filters": []},
+        "training": {"epochs": 2, "cv_splits": 2, "batch_size": 8},
+    }
+    runs = []
+    for min_steps in (12, 0):
+        config["training"]["min_steps"] = min_steps
+        cv = cross_validate(load_config(config), pd.DataFrame(rows), verbose=0)
+        runs.append([fold.epochs_run for fold in cv.folds])
+    assert runs == [[6, 6], [2, 2]]
 
 
 def test_auto_budget_false_uses_the_config_as_given():

@@ -155,6 +155,10 @@ def test_sequence_classifiers_get_their_defaults_and_explicit_keys_win():
     mine = load_config({**raw, "model": {"pooling": "last", "units": [8]}})
     assert mine.model.pooling == "last" and mine.model.units == (8,)
     assert mine.model.conv_filters == tuple(SEQUENCE_CLASSIFIER_MODEL["conv_filters"])
+    # the user's own front: no default kernel sizes, and no pooling without a front
+    two = load_config({**raw, "model": {"conv_filters": [4, 4]}}).model
+    assert two.conv_layers == ((4, 3), (4, 3)) and two.conv_pool == 8
+    assert load_config({**raw, "model": {"conv_filters": []}}).model.conv_pool == 1
     # a saved config reloads to the same model section
     assert load_config(mine.to_dict()).model == mine.model
     # forecasting and text keep the dataclass defaults

@@ -197,18 +197,38 @@ def pad(sequences: list, length: int | None = None, dtype=np.float32) -> np.ndar
     return out
 
 
+TRIM_STEP = 64
+
+
 class SequenceData:
     """Padded, scaled sequences and their targets, with the `gather` of `WindowData`.
+
+    A gathered batch of padded sequences is cut after its longest sequence (rounded up to a
+    multiple of `TRIM_STEP` steps, so Keras sees few distinct shapes): the `Masking` layer skips
+    padding anyway, and a batch of short sequences then costs what they do, not what the longest
+    sequence of the data set does.
 
     Args:
         inputs: `(n, length, features)` padded inputs (or `(n, length)` token ids).
         targets: `(n, 1)` targets (class index or scaled value).
+        trim: cut each gathered batch after its last valid step (padded numeric sequences;
+            token ids keep their fixed length).
     """
 
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray):
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, trim: bool = False):
         self.inputs = inputs
         self.targets = np.asarray(targets, dtype=np.float32).reshape(len(inputs), 1, 1)
+        self.lengths = None
+        if trim and inputs.ndim == 3:
+            valid = np.any(inputs != PAD_VALUE, axis=2)
+            self.lengths = np.where(
+                valid.any(axis=1), inputs.shape[1] - np.argmax(valid[:, ::-1], axis=1), 1
+            )
 
     def gather(self, rows) -> tuple[np.ndarray, np.ndarray]:
         rows = np.asarray(rows)
-        return self.inputs[rows], self.targets[rows]
+        inputs = self.inputs[rows]
+        if self.lengths is not None and len(rows):
+            steps = -(-int(self.lengths[rows].max()) // TRIM_STEP) * TRIM_STEP
+            inputs = inputs[:, : min(steps, inputs.shape[1])]
+        return inputs, self.targets[rows]

@@ -64,6 +64,9 @@ class WindowData:
         return self._inputs[rows - self.lookback], self._targets[rows]
 
 
+BUCKET_BATCHES = 8
+
+
 class WindowBatches(keras.utils.PyDataset):
     """Batches of windows for `model.fit`, gathered on demand from `WindowData` views.
 
@@ -91,7 +94,26 @@ class WindowBatches(keras.utils.PyDataset):
         # only a shuffled order needs its own (int32, half-size) copy of the rows
         self._order = self.rows.astype(np.int32) if shuffle else self.rows
         if shuffle:
-            self._rng.shuffle(self._order)
+            self._arrange()
+
+    def _arrange(self):
+        """A new random order. With sequences of different lengths (`data.lengths`), each run
+        of `BUCKET_BATCHES` batches is sorted by length and the batches are then shuffled, so
+        a batch holds sequences of similar length and is cut short (`SequenceData`)."""
+        self._rng.shuffle(self._order)
+        lengths = getattr(self.data, "lengths", None)
+        if lengths is None:
+            return
+        run = self.batch_size * BUCKET_BATCHES
+        for start in range(0, len(self._order), run):
+            part = self._order[start : start + run]
+            part[:] = part[np.argsort(lengths[part], kind="stable")]
+        batches = [
+            self._order[i : i + self.batch_size]
+            for i in range(0, len(self._order), self.batch_size)
+        ]
+        self._rng.shuffle(batches)
+        self._order = np.concatenate(batches)
 
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
@@ -107,7 +129,7 @@ class WindowBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         if self.shuffle:
-            self._rng.shuffle(self._order)
+            self._arrange()
 
 
 def as_tf_dataset(batches: WindowBatches):
@@ -125,8 +147,9 @@ def as_tf_dataset(batches: WindowBatches):
             yield batches[index]
         batches.on_epoch_end()
 
+    trimmed = getattr(batches.data, "lengths", None) is not None  # batches cut to their length
     signature = (
-        tf.TensorSpec((None, *x.shape[1:]), tf.float32),
+        tf.TensorSpec((None, None if trimmed else x.shape[1], *x.shape[2:]), tf.float32),
         tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)),
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)

@@ -161,7 +161,9 @@ def train_model(
             season=config.data.season if config.model.seasonal_base else 1,
         )
     seed = None if config.seed is None else config.seed + 1
-    budget = fit_budget(training, len(fold.train), epochs)
+    # cross-validation fits may take `training.min_steps` (training/budget.py); the refit
+    # trains exactly as long as they found best
+    budget = fit_budget(training, len(fold.train), epochs, training.min_steps if validation else 0)
     weights = _window_loss_weights(prepared, fold, fold_data)
     batches = WindowBatches(
         fold_data.windows,
@@ -187,6 +189,11 @@ def train_model(
         if val is not None:
             callbacks.insert(0, _ReplicaSafeValidation(val))
             val = None
+    elif getattr(fold_data.windows, "lengths", None) is not None:
+        # batches cut to their longest sequence change shape: tf.data takes a None time axis,
+        # Keras' own PyDataset adapter fixes the shape of the first batches
+        batches = as_tf_dataset(batches)
+        val = None if val is None else as_tf_dataset(val)
     class_weight = None
     if prepared.classes is not None and training.class_weight == "balanced":
         seen = prepared.labels[fold.train]
@@ -196,7 +203,7 @@ def train_model(
     history = model.fit(
         batches,
         validation_data=val,
-        epochs=epochs,
+        epochs=budget.epochs,
         callbacks=callbacks,
         class_weight=class_weight,
         shuffle=False,  # WindowBatches reshuffles the windows itself (training.shuffle)

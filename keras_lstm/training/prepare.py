@@ -187,7 +187,7 @@ class Prepared:
             scaler = Scaler.fit(kind, np.concatenate([seqs[i] for i in fold.train]))
             inputs = pad([scaler.transform(s) for s in seqs])
             targets, target_scaler = self._sample_targets(fold.train)
-            return FoldData(SequenceData(inputs, targets), scaler, target_scaler)
+            return FoldData(SequenceData(inputs, targets, trim=True), scaler, target_scaler)
         if self.kind == "text":
             vocabulary = fit_vocabulary(
                 [self.texts[i] for i in fold.train], self.config.model.embedding["vocab_size"]
