@@ -1,5 +1,6 @@
-"""Sequence classifier: the gesture behind each variable-length accelerometer recording, with a
-Bidirectional LSTM over the whole sequence (one label per recording).
+"""Sequence classifier: the gesture behind each variable-length accelerometer recording (one
+label per recording), with the whole-sequence classifier defaults: a convolutional front, a
+Bidirectional LSTM and attention pooling over the whole sequence. Only the columns are given.
 
     python examples/sensor_classifier.py [--epochs N] [--out DIR]
 """
@@ -46,7 +47,9 @@ def make_data(recordings=150, seed=0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument(
+        "--epochs", type=int, help="the most epochs per fit (default: the classifier budget)"
+    )
     parser.add_argument("--out", default="runs/sensor")
     args = parser.parse_args(argv)
     config = keras_lstm.load_config(
@@ -59,8 +62,7 @@ def main(argv=None):
                 "features": ["ax", "ay", "az"],
                 "test_size": 0.2,
             },
-            "model": {"units": [16], "bidirectional": True, "dropout": 0.1},
-            "training": {"epochs": args.epochs, "cv_splits": 3, "batch_size": 16},
+            "training": {"cv_splits": 3, **({"epochs": args.epochs} if args.epochs else {})},
         }
     )
     bundle = keras_lstm.fit(config, make_data(), out_dir=args.out, verbose=0)

@@ -143,9 +143,11 @@ class DataConfig:
         scaler: `window`: a standard scaler fitted on training rows, then, inside the model,
             each input window centred on its own last value and divided by its own spread and
             the forecast mapped back, so a trending series may leave the training range
-            (series only); `standard`, `minmax`, `robust` or `none`, fitted on training rows
-            only; `auto`: `window` for forecasting series, `standard` for classification,
-            whole sequences and text (chosen by `benchmarks/accuracy.py`).
+            (series only); `sequence`: a standard scaler fitted on training rows, then, inside
+            the model, each whole sequence standardized per channel by its own valid steps
+            (whole sequences only); `standard`, `minmax`, `robust` or `none`, fitted on
+            training rows only; `auto`: `window` for forecasting series, `standard` for
+            classification, whole sequences and text (chosen by `benchmarks/accuracy.py`).
         test_size: fraction (0-1) or row count of the held-out tail.
         test_path: a separate CSV holding the test data instead of the tail.
         season: seasonal period for the seasonal-naive baseline and MASE.

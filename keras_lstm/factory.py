@@ -109,7 +109,8 @@ def build_model(
             per target. An empty tuple normalizes the inputs only (classification). With
             `model.linear_path` (regression) the wrapper also holds the linear path.
         sequence_standardized: with `mask_value` (whole sequences), standardize each
-            sequence per channel by its own valid steps first (`data.scaler: sequence`).
+            sequence per channel by its own valid steps first and append the log of each
+            channel's standard deviation as a channel (`data.scaler: sequence`).
         season: with `window_channels`, map the forecast back onto the seasonal naive forecast
             of this period when it fits in the window (`data.season`).
 
@@ -144,7 +145,7 @@ def build_model(
         stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
     masked = mask_value is not None and not config.embedding
     if masked and sequence_standardized:
-        stack.append(SequenceStandardized())
+        stack.append(SequenceStandardized(scale_channels=True))
     for filters, kernel in config.conv_layers:
         conv = MaskedConv1D if masked else layers.Conv1D
         activation = None if config.batch_norm else "relu"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-SEQUENCE_FLOOR = 1e-3
+SEQUENCE_FLOOR = 1e-6
 
 
 def _float_mask(mask, inputs):
@@ -44,19 +44,25 @@ class SequenceStandardized(keras.layers.Layer):
     """Centre each sequence on its own mean and divide by its own standard deviation, per
     channel, over its valid (unmasked) steps; padded steps stay zero and stay masked.
 
+    With `scale_channels`, the log of each channel's standard deviation is appended as one more
+    channel per feature (constant over the valid steps): the shape is then learnt free of the
+    scale, and the scale, which tells a kettle from a phone charger, is not lost.
+
     Args:
         floor: the smallest standard deviation, so a flat channel stays finite.
+        scale_channels: append `log(std)` of each channel.
 
     Example:
         >>> SequenceStandardized()(np.array([[[1.0], [3.0]]])).numpy().ravel().tolist()
         [-1.0, 1.0]
     """
 
-    def __init__(self, floor: float = SEQUENCE_FLOOR, **kwargs):
+    def __init__(self, floor: float = SEQUENCE_FLOOR, scale_channels: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not floor > 0:
             raise ValueError(f"Expected `floor` to be positive. Received: floor={floor!r}")
         self.floor = float(floor)
+        self.scale_channels = bool(scale_channels)
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
@@ -65,13 +71,23 @@ class SequenceStandardized(keras.layers.Layer):
         mean = ops.sum(inputs * valid, axis=1, keepdims=True) / count
         centred = (inputs - mean) * valid
         spread = ops.sqrt(ops.sum(ops.square(centred), axis=1, keepdims=True) / count)
-        return centred / ops.maximum(spread, self.floor)
+        spread = ops.maximum(spread, self.floor)
+        standardized = centred / spread
+        if not self.scale_channels:
+            return standardized
+        scale = ops.log(spread) * valid  # (batch, time, channels): zero on padded steps
+        return ops.concatenate([standardized, scale], axis=-1)
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        channels = input_shape[-1] * (2 if self.scale_channels else 1)
+        return (*input_shape[:-1], channels)
 
     def get_config(self):
-        return {**super().get_config(), "floor": self.floor}
+        return {
+            **super().get_config(),
+            "floor": self.floor,
+            "scale_channels": self.scale_channels,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")

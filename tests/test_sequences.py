@@ -292,3 +292,31 @@ def test_unlabelled_recordings_predict_everywhere(tmp_path):
         out = pd.read_csv(tmp_path / f"{source}.csv", index_col=0)
         assert list(out["label"]) == list(expected["label"])
         np.testing.assert_allclose(out.iloc[:, 1:], expected.iloc[:, 1:], atol=1e-5)
+
+
+def test_batches_of_sequences_are_bucketed_and_cut_after_their_longest():
+    """Each shuffled batch is the padded batch cut after its longest sequence (rounded up to
+    `TRIM_STEP`); only padding is cut, and sequences of similar length share batches."""
+    from keras_lstm.data.sequences import TRIM_STEP, SequenceData
+    from keras_lstm.data.windows import WindowBatches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 700, 160)
+    sequences = [rng.standard_normal((n, 2)).astype(np.float32) + 3 for n in lengths]
+    full = pad(sequences)
+    data = SequenceData(full, np.zeros(160), trim=True)
+    np.testing.assert_array_equal(data.lengths, lengths)
+    batches = WindowBatches(data, np.arange(160), 10, shuffle=True, seed=0)
+    seen, spreads = [], []
+    for index in range(len(batches)):
+        rows = batches._order[index * 10 : (index + 1) * 10]
+        x, _ = batches[index]
+        longest = lengths[rows].max()
+        assert x.shape[1] == min(-(-longest // TRIM_STEP) * TRIM_STEP, full.shape[1])
+        np.testing.assert_array_equal(x, full[rows][:, : x.shape[1]])
+        assert not full[rows][:, x.shape[1] :].any()  # only padding was cut
+        seen.extend(rows.tolist())
+        spreads.append(np.ptp(lengths[rows]))
+    assert sorted(seen) == list(range(160))  # every sequence once per epoch
+    random_spread = np.mean([np.ptp(rng.choice(lengths, 10)) for _ in range(200)])
+    assert np.mean(spreads) < 0.5 * random_spread

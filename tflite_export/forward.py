@@ -375,6 +375,7 @@ def _valid(x, length):
 class _SequenceStandardized:
     def __init__(self, layer):
         self.floor = float(layer.floor)
+        self.scale_channels = bool(getattr(layer, "scale_channels", False))
 
     def __call__(self, x, length=None):
         valid = _valid(x, length)
@@ -382,7 +383,10 @@ class _SequenceStandardized:
         mean = tf.reduce_sum(x * valid, axis=1, keepdims=True) / count
         centred = (x - mean) * valid
         spread = tf.sqrt(tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count)
-        return centred / tf.maximum(spread, self.floor)
+        spread = tf.maximum(spread, self.floor)
+        if not self.scale_channels:
+            return centred / spread
+        return tf.concat([centred / spread, tf.math.log(spread) * valid], axis=-1)
 
 
 class _MaxPooling1D:

@@ -471,7 +471,10 @@ def _say(verbose, message: str) -> None:
         print(message, flush=True)
 
 
-REFIT_RULE = "max(median of the folds' best epochs, the last fold's best epoch)"
+REFIT_RULE = (
+    "max(median of the folds' best epochs, the last fold's best epoch), "
+    "and at least training.min_steps gradient steps"
+)
 
 
 def refit_epochs(cv: CVResult) -> int:
@@ -515,7 +518,11 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
     keras.backend.clear_session()
     seed_everything(config.seed)
     final = prepared.plan.final
-    epochs = refit_epochs(cv)
+    # the refit may take `training.min_steps` too (whole-sequence classifiers: the folds' best
+    # epoch on a few validation sequences undertrains it)
+    epochs = fit_budget(
+        config.training, len(final.train), refit_epochs(cv), config.training.min_steps
+    ).epochs
     _say(verbose, f"refit: {len(final.train)} windows, {epochs} epochs; then the test part")
     fold_data = prepared.fold_data(final)
     model, history = train_model(

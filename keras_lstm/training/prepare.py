@@ -124,7 +124,8 @@ class Prepared:
     @property
     def scaler(self) -> str:
         """`data.scaler` with `auto` resolved: `window` for forecasting series (one or many)
-        whose targets are among the inputs, else `standard`."""
+        whose targets are among the inputs, `sequence` for whole sequences, else
+        `standard`."""
         chosen = self.config.data.scaler
         if chosen == "sequence" and self.kind != "sequences":
             raise ConfigError(
@@ -134,6 +135,8 @@ class Prepared:
             )
         if chosen != "auto":
             return chosen
+        if self.kind == "sequences":
+            return "sequence"
         if self.kind != "series" or self.classes is not None:
             return "standard"
         inputs = set(self.table.feature_names)
