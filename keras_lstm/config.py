@@ -146,8 +146,9 @@ class DataConfig:
             (series only); `sequence`: a standard scaler fitted on training rows, then, inside
             the model, each whole sequence standardized per channel by its own valid steps
             (whole sequences only); `standard`, `minmax`, `robust` or `none`, fitted on
-            training rows only; `auto`: `window` for forecasting series, `standard` for
-            classification, whole sequences and text (chosen by `benchmarks/accuracy.py`).
+            training rows only; `auto`: `window` for forecasting series, `sequence` for whole
+            sequences, `standard` for classification of a series and text (chosen by
+            `benchmarks/accuracy.py`).
         test_size: fraction (0-1) or row count of the held-out tail.
         test_path: a separate CSV holding the test data instead of the tail.
         season: seasonal period for the seasonal-naive baseline and MASE.

@@ -411,7 +411,7 @@ PREPARE_CASES = [
         },
         _long_table(["a"] * 10 + ["b"] * 2),
         DataError,
-        r"Class 'b' has 2 sequences.*`training\.cv_splits`",
+        r"Class 'b' has 2 training sequences.*`training\.cv_splits`",
         id="class-too-small-for-folds",
     ),
     pytest.param(

@@ -2,6 +2,7 @@
 padded-batch rule, and their TFLite export."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from keras_lstm.config import SEQUENCE_CLASSIFIER_MODEL, ModelConfig, load_config
@@ -34,6 +35,32 @@ def test_sequence_standardized_uses_only_valid_steps():
         expected = (s - s.mean(0)) / s.std(0)
         np.testing.assert_allclose(out[i, : len(s)], expected, rtol=1e-5, atol=1e-5)
         assert not out[i, len(s) :].any()
+
+
+def test_scale_channels_carry_the_log_spread_of_each_sequence():
+    """Two sequences of one shape at scales 1e-3 and 50 give the same standardized channel and
+    scale channels `log(std)`, so the model can tell them apart."""
+    shape = np.sin(np.arange(12, dtype=np.float32))[:, None] + 2  # no step is all zero
+    sequences = [shape * 1e-3, shape[:9] * 50 + 7]
+    out = np.asarray(SequenceStandardized(scale_channels=True)(_masked(pad(sequences, 12))))
+    assert out.shape == (2, 12, 2)
+    for i, s in enumerate(sequences):
+        n = len(s)
+        np.testing.assert_allclose(out[i, :n, 0], ((s - s.mean()) / s.std())[:, 0], atol=1e-4)
+        np.testing.assert_allclose(out[i, :n, 1], np.log(s.std()), rtol=1e-4)
+        assert not out[i, n:].any()
+
+
+def test_whole_sequences_are_standardized_per_sequence_by_default():
+    from keras_lstm.training import prepare
+
+    frame = pd.DataFrame(
+        {"id": np.repeat(np.arange(12), 4), "x": np.arange(48.0), "y": np.repeat([0, 1], 24)}
+    )
+    raw = {"task": "classification", "data": {"series_id": "id", "label": "y"}}
+    assert prepare(load_config(raw), frame).scaler == "sequence"
+    raw["data"]["scaler"] = "standard"
+    assert prepare(load_config(raw), frame).scaler == "standard"
 
 
 def test_masked_max_pooling_ignores_padding_and_shrinks_the_mask():
