@@ -311,6 +311,7 @@ def main(argv=None) -> int:
         help="sequence classification sets to run instead of the series (none given: all)",
     )
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one")
     parser.add_argument("--data", type=Path, default=SHARED, help="the development data folder")
     parser.add_argument("--set", action="append", help="config override, e.g. data.scaler=window")
     parser.add_argument("--jsonl", type=Path, help="append each run's figures to this file")
@@ -329,7 +330,7 @@ def main(argv=None) -> int:
         return _classify(args.classifiers or list(CLASSIFIERS), args, overrides)
     rows = []
     for name in args.series:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             row = run_one(name, seed, args.data, overrides)
             rows.append(row)
             print(
@@ -349,7 +350,7 @@ def main(argv=None) -> int:
 def _classify(names: list[str], args, overrides: dict) -> int:
     rows = []
     for name in names:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             row = run_classifier(name, seed, args.data, overrides)
             rows.append(row)
             print(
