@@ -203,7 +203,7 @@ def test_export_parity_above_the_training_range(rising_bundles, tmp_path, mode, 
         assert "window" in report["recipe"]
 
 
-def test_window_scaling_is_refused_for_whole_sequences_and_auto_falls_back():
+def test_window_scaling_is_refused_for_whole_sequences_and_auto_is_per_sequence():
     from keras_lstm.training import prepare
 
     rng = np.random.default_rng(0)
@@ -212,7 +212,7 @@ def test_window_scaling_is_refused_for_whole_sequences_and_auto_falls_back():
     with pytest.raises(ConfigError, match="sequences samples cannot use it"):
         prepare(config, (x, y))
     auto = prepare(config.replace(**{"data.scaler": "auto"}), (x, y))
-    assert auto.scaler == "standard" and auto.window_channels is None
+    assert auto.scaler == "sequence" and auto.window_channels is None
 
 
 def test_auto_scaler_is_window_for_forecasting_only(sine_frame):

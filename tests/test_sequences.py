@@ -114,7 +114,7 @@ def test_sequence_classifier_end_to_end(tmp_path):
         "task": "classification",
         "seed": 2,
         "data": {"series_id": "rec", "label": "g", "test_size": 0.25},
-        "model": {"units": [8], "bidirectional": True, "dropout": 0.0},
+        "model": {"units": [8], "conv_filters": [4, 4], "conv_pool": 2},
         "training": {"epochs": 2, "cv_splits": 2, "class_weight": "balanced"},
     }
     bundle = fit(config, frame, verbose=0)
@@ -206,7 +206,7 @@ def _train_test_files(tmp_path, flip_test_label=None):
             "series_id": "rec",
             "label": "g",
         },
-        "model": {"units": [6], "dropout": 0.0},
+        "model": {"units": [6], "conv_filters": [4], "conv_pool": 2},
         "training": {"epochs": 2, "cv_splits": 2},
     }
 
