@@ -327,44 +327,44 @@ def main(argv=None) -> int:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     overrides = _parse_overrides(args.set)
     if args.classifiers is not None:
-        return _classify(args.classifiers or list(CLASSIFIERS), args, overrides)
-    rows = []
-    for name in args.series:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            row = run_one(name, seed, args.data, overrides)
-            rows.append(row)
-            print(
-                f"{name} seed {seed}: rmse {row['rmse']:.4g} (naive {row['naive_rmse']:.4g}, "
-                f"seasonal naive {row['snaive_rmse']:.4g}) mase {row['mase']:.3f}, refit "
-                f"{row['refit_epochs']} epochs, {row['seconds']:.0f} s",
-                flush=True,
-            )
-            if args.jsonl:
-                with open(args.jsonl, "a") as handle:
-                    handle.write(json.dumps(row) + "\n")
+        rows = _run_all(args.classifiers or list(CLASSIFIERS), run_classifier, args, overrides)
+        print()
+        print(classifier_table(rows, args.data))
+        return 0
+    rows = _run_all(args.series, run_one, args, overrides)
     print()
     print(table(rows, args.data, with_hw=not args.no_hw))
     return 0
 
 
-def _classify(names: list[str], args, overrides: dict) -> int:
+def _describe(row: dict) -> str:
+    if "accuracy" in row:
+        return (
+            f"accuracy {row['accuracy']:.3f} (majority {row['majority']:.3f}, 1NN-DTW "
+            f"{CLASSIFIERS[row['series']]:.2f})"
+        )
+    return (
+        f"rmse {row['rmse']:.4g} (naive {row['naive_rmse']:.4g}, seasonal naive "
+        f"{row['snaive_rmse']:.4g}) mase {row['mase']:.3f}"
+    )
+
+
+def _run_all(names: list[str], runner, args, overrides: dict) -> list[dict]:
+    """Every name and seed through `runner`, a line printed (and a JSON line written) each."""
     rows = []
     for name in names:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            row = run_classifier(name, seed, args.data, overrides)
+            row = runner(name, seed, args.data, overrides)
             rows.append(row)
             print(
-                f"{name} seed {seed}: accuracy {row['accuracy']:.3f} (majority "
-                f"{row['majority']:.3f}, 1NN-DTW {CLASSIFIERS[name]:.2f}), refit "
-                f"{row['refit_epochs']} epochs, {row['seconds']:.0f} s",
+                f"{name} seed {seed}: {_describe(row)}, refit {row['refit_epochs']} epochs, "
+                f"{row['seconds']:.0f} s",
                 flush=True,
             )
             if args.jsonl:
                 with open(args.jsonl, "a") as handle:
                     handle.write(json.dumps(row) + "\n")
-    print()
-    print(classifier_table(rows, args.data))
-    return 0
+    return rows
 
 
 if __name__ == "__main__":
