@@ -151,11 +151,16 @@ def holt_winters(name: str, data_dir: Path) -> dict | None:
     }
 
 
-def run_one(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
-    config = load_config(series_config(name, seed, data_dir, overrides))
+def _timed_fit(raw: dict):
+    """`fit` with the defaults plus `raw`; returns the bundle and the seconds it took."""
+    config = load_config(raw)
     start = time.perf_counter()
     bundle = fit(config, verbose=0)
-    seconds = time.perf_counter() - start
+    return bundle, time.perf_counter() - start
+
+
+def run_one(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
+    bundle, seconds = _timed_fit(series_config(name, seed, data_dir, overrides))
     metrics = bundle.metrics
     test = metrics["test"]
     baselines = {key: value["test"] for key, value in metrics["baselines"].items()}
@@ -223,10 +228,7 @@ def nearest_neighbour(name: str, data_dir: Path) -> float:
 
 
 def run_classifier(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
-    config = load_config(classifier_config(name, seed, data_dir, overrides))
-    start = time.perf_counter()
-    bundle = fit(config, verbose=0)
-    seconds = time.perf_counter() - start
+    bundle, seconds = _timed_fit(classifier_config(name, seed, data_dir, overrides))
     metrics = bundle.metrics
     return {
         "series": name,
