@@ -8,7 +8,7 @@ from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
 from tflite_export.runtime import report_path
 
-FORMATS = ("tflite", "saved_model")
+FORMATS = ("tflite", "c-array", "saved_model")
 
 
 def add_command(commands) -> None:
@@ -34,7 +34,11 @@ def add_command(commands) -> None:
         choices=QUANTIZE_MODES,
         help="quantization mode (default: %(default)s)",
     )
-    export.add_argument("--out", help="output .tflite file (default: BUNDLE/model-MODE.tflite)")
+    export.add_argument(
+        "--out",
+        help="output .tflite file (default: BUNDLE/model-MODE.tflite); with --format c-array "
+        "the .cc file (default: BUNDLE/model-MODE.cc)",
+    )
     export.add_argument(
         "--max-error",
         type=float,
@@ -44,7 +48,8 @@ def add_command(commands) -> None:
         "--format",
         default="tflite",
         choices=FORMATS,
-        help="tflite (default) or a SavedModel for TensorFlow Serving",
+        help="tflite (default); c-array: the .tflite file plus OUT.cc and OUT.h for TFLite "
+        "Micro; saved_model: a SavedModel for TensorFlow Serving",
     )
     export.set_defaults(run=run_export)
 
@@ -64,6 +69,7 @@ def run_export(args) -> int:
     """
     # TensorFlow takes seconds to import: loaded when the command runs, not for `--help`
     from keras_lstm.bundle import Bundle
+    from tflite_export.c_array import write_c_array
     from tflite_export.exporter import export
     from tflite_export.saved_model import export_saved_model
 
@@ -76,10 +82,23 @@ def run_export(args) -> int:
         print(f"SavedModel written to {out} (signature `serving_default`: scaled windows in).")
         return 0
     if fmt not in FORMATS:
-        raise ExportError(f"Expected --format tflite or saved_model. Received: {fmt!r}")
+        raise ExportError(f"Expected --format {', '.join(FORMATS)}. Received: {fmt!r}")
     mode = args.quantize
-    out = Path(args.out or folder / f"model-{mode}.tflite")
+    if fmt == "c-array":
+        source = Path(args.out or folder / f"model-{mode}.cc")
+        if source.suffix not in (".cc", ".cpp"):
+            raise ExportError(
+                f"With --format c-array, --out names the C++ source file (model.cc); "
+                f"received {source}."
+            )
+        out = source.with_suffix(".tflite")
+    else:
+        out = Path(args.out or folder / f"model-{mode}.tflite")
     report = export(bundle, mode, out, max_error=args.max_error)
+    if fmt == "c-array":
+        written = write_c_array(out, source)
+        print(f"C array for TFLite Micro: {', '.join(str(path) for path in written)}")
+        _print_micro(report["micro"])
     ops = ", ".join(f"{name} x{count}" for name, count in report["ops"].items())
     print(f"{out}: {report['size_bytes']:,} bytes, mode {mode}, builtin ops only")
     print(f"  ops: {ops}")
@@ -94,3 +113,13 @@ def run_export(args) -> int:
     print(f"  recipe: {report['recipe']}")
     print(f"  report: {report_path(out)}")
     return 0
+
+
+def _print_micro(micro: dict) -> None:
+    print(f"  TFLite Micro ops: {', '.join(micro['resolver'])}")
+    if micro["missing_ops"]:
+        print(
+            f"  WARNING: TFLite Micro has no kernel for {', '.join(micro['missing_ops'])}: "
+            "this model will not run there."
+        )
+    print(f"  tensor arena: at most about {micro['arena_bytes_estimate']:,} bytes")

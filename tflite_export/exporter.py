@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_lstm.errors import ExportError
 from tflite_export import runtime
+from tflite_export.c_array import micro_support
 from tflite_export.convert import INTEGER_TARGET, MODES, convert, recipes
 from tflite_export.forward import build_forward, is_window_normalized
 from tflite_export.ops import op_counts
@@ -222,7 +223,8 @@ def export(
     Returns:
         The report dict, as written to `FILE.json`: `mode`, `size_bytes`, `ops`, `builtin_only`,
         `max_abs_error`, `relative_rmse`, `latency_ms_p50`, `keras_latency_ms_p50`, `recipe`,
-        `input`/`output` (dtype, shape, scale, zero point), `preprocessing` and `state_reset`.
+        `input`/`output` (dtype, shape, scale, zero point), `preprocessing`, `state_reset` and
+        `micro` (TFLite Micro's resolver calls, the ops it lacks, an arena estimate).
 
     Raises:
         ExportError: the model has a layer with no builtin form, the converter failed, a
@@ -362,6 +364,7 @@ def _report(
         **runtime.io_quantization(chosen.interpreter),
         "preprocessing": {**inputs.preprocessing, "lookback": time_steps},
         "state_reset": STATE_NOTE,
+        "micro": micro_support(chosen.content).to_dict(),
     }
 
 
