@@ -1,4 +1,5 @@
-"""`keras-lstm export BUNDLE --quantize MODE [--out FILE] [--max-error X] [--format F]`."""
+"""`keras-lstm export BUNDLE --quantize MODE [--out FILE] [--max-error X] [--format F]
+[--streaming]`."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ def add_command(commands) -> None:
         help="tflite (default); c-array: the .tflite file plus OUT.cc and OUT.h for TFLite "
         "Micro; saved_model: a SavedModel for TensorFlow Serving",
     )
+    export.add_argument(
+        "--streaming",
+        action="store_true",
+        help="a step model: one time step per invoke(), the LSTM state kept between calls "
+        "(unidirectional LSTM stacks)",
+    )
     export.set_defaults(run=run_export)
 
 
@@ -76,6 +83,10 @@ def run_export(args) -> int:
     bundle = Bundle.load(args.bundle)
     folder = bundle.directory  # the bundle folder itself, also when given its run folder
     fmt = args.format
+    if fmt == "saved_model" and getattr(args, "streaming", False):
+        raise ExportError(
+            "--streaming writes a .tflite step model; use --format tflite or c-array."
+        )
     if fmt == "saved_model":
         out = Path(args.out or folder / "saved_model")
         export_saved_model(bundle, out)
@@ -84,8 +95,10 @@ def run_export(args) -> int:
     if fmt not in FORMATS:
         raise ExportError(f"Expected --format {', '.join(FORMATS)}. Received: {fmt!r}")
     mode = args.quantize
+    streaming = bool(getattr(args, "streaming", False))
+    suffix = "-streaming" if streaming else ""
     if fmt == "c-array":
-        source = Path(args.out or folder / f"model-{mode}.cc")
+        source = Path(args.out or folder / f"model-{mode}{suffix}.cc")
         if source.suffix not in (".cc", ".cpp"):
             raise ExportError(
                 f"With --format c-array, --out names the C++ source file (model.cc); "
@@ -93,8 +106,8 @@ def run_export(args) -> int:
             )
         out = source.with_suffix(".tflite")
     else:
-        out = Path(args.out or folder / f"model-{mode}.tflite")
-    report = export(bundle, mode, out, max_error=args.max_error)
+        out = Path(args.out or folder / f"model-{mode}{suffix}.tflite")
+    report = export(bundle, mode, out, max_error=args.max_error, streaming=streaming)
     if fmt == "c-array":
         written = write_c_array(out, source)
         print(f"C array for TFLite Micro: {', '.join(str(path) for path in written)}")
@@ -106,10 +119,17 @@ def run_export(args) -> int:
         f"  parity vs Keras on {report['validation_windows']} held-out windows: relative RMSE "
         f"{report['relative_rmse']:.4g}, max abs error {report['max_abs_error']:.3g}"
     )
-    print(
-        f"  latency per window: LiteRT {report['latency_ms_p50']:.3f} ms, compiled Keras "
-        f"{report['keras_latency_ms_p50']:.3f} ms"
-    )
+    if streaming:
+        print(
+            f"  streaming: LiteRT {report['latency_ms_p50']:.3f} ms per step "
+            f"({report['window_latency_ms_p50']:.3f} ms per {report['preprocessing']['lookback']}"
+            f" steps), compiled Keras {report['keras_latency_ms_p50']:.3f} ms per window"
+        )
+    else:
+        print(
+            f"  latency per window: LiteRT {report['latency_ms_p50']:.3f} ms, compiled Keras "
+            f"{report['keras_latency_ms_p50']:.3f} ms"
+        )
     print(f"  recipe: {report['recipe']}")
     print(f"  report: {report_path(out)}")
     return 0

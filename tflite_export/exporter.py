@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -18,6 +20,7 @@ from tflite_export.convert import INTEGER_TARGET, MODES, convert, recipes
 from tflite_export.forward import build_forward, is_window_normalized
 from tflite_export.ops import op_counts
 from tflite_export.runtime import report_path
+from tflite_export.streaming import build_step_forward
 
 # Default parity thresholds on relative RMSE (TFLite vs Keras over the std of Keras' outputs).
 DEFAULT_MAX_ERROR = {
@@ -28,6 +31,12 @@ DEFAULT_MAX_ERROR = {
     "int8-full": 0.1,
 }
 VALIDATION_WINDOWS = 256
+STREAMING_NOTE = (
+    "A streaming model: one time step per invoke(); the fused LSTMs keep their state in "
+    "variable tensors between calls, so the output after a window's (or sequence's) last step "
+    "is the window model's output. Reset the variables before each new stream (Python: "
+    "interpreter.reset_all_variables(); Android: Interpreter.resetVariableTensors())."
+)
 STATE_NOTE = (
     "The fused LSTM keeps its state in variable tensors between invoke() calls: reset the "
     "interpreter's variables before every window (Python: interpreter.reset_all_variables(); "
@@ -197,6 +206,7 @@ def export(
     max_error: float | None = None,
     lookback: int | None = None,
     validation: np.ndarray | None = None,
+    streaming: bool = False,
 ) -> dict:
     """Convert a bundle's (or a Keras model's) model to a builtin-ops `.tflite` file, verified.
 
@@ -219,6 +229,10 @@ def export(
         lookback: window length when the model's time dimension is None (a bundle carries it).
         validation: scaled held-out windows for the parity check; default for a bundle: up to
             256 test windows; for a bare model: `representative`.
+        streaming: write a step model (`tflite_export.streaming`): one time step per
+            `invoke()`, the LSTM state kept between calls. Parity is the output after each
+            validation window's last step against Keras on the whole window; latencies are
+            per step. Unidirectional LSTM stacks only.
 
     Returns:
         The report dict, as written to `FILE.json`: `mode`, `size_bytes`, `ops`, `builtin_only`,
@@ -240,19 +254,32 @@ def export(
     inputs = _parts(bundle_or_model, mode, representative, validation, lookback)
     if max_error is None:
         max_error = inputs.threshold if inputs.threshold is not None else DEFAULT_MAX_ERROR[mode]
-    forward, spec = build_forward(inputs.model, inputs.lookback)
-    window = is_window_normalized(inputs.model)
-    time_steps = int(spec.shape[1])
     validation = inputs.validation
-    if validation.shape[1] != time_steps:
-        raise ExportError(
-            f"Validation windows have {validation.shape[1]} steps; the model takes {time_steps}."
-        )
+    runner = runtime.run_windows
+    if streaming:
+        forward, spec = build_step_forward(inputs.model)
+        window, time_steps = False, int(validation.shape[1])
+        mask_value = _mask_value(inputs)
+        runner = functools.partial(runtime.run_stream, mask_value=mask_value)
+        if inputs.representative is not None:  # calibrate on steps, in stream order
+            steps = [runtime.valid_steps(w, mask_value) for w in inputs.representative]
+            inputs = dataclasses.replace(
+                inputs, representative=np.concatenate(steps)[:, None].astype(np.float32)
+            )
+    else:
+        forward, spec = build_forward(inputs.model, inputs.lookback)
+        window = is_window_normalized(inputs.model)
+        time_steps = int(spec.shape[1])
+        if validation.shape[1] != time_steps:
+            raise ExportError(
+                f"Validation windows have {validation.shape[1]} steps; the model takes "
+                f"{time_steps}."
+            )
     keras_outputs, keras_latency = _keras_outputs(
         inputs.model, validation.astype(spec.dtype.as_numpy_dtype)
     )
-    search = _search_recipes(forward, mode, window, inputs, keras_outputs)
-    report = _report(mode, search, inputs, max_error, keras_latency, time_steps)
+    search = _search_recipes(forward, mode, window, inputs, keras_outputs, runner)
+    report = _report(mode, search, inputs, max_error, keras_latency, time_steps, streaming)
     chosen = search.chosen
     if not chosen.relative_rmse <= max_error:
         raise ExportError(
@@ -265,7 +292,9 @@ def export(
     return report
 
 
-def _search_recipes(forward, mode: str, window: bool, inputs: ExportInputs, keras_outputs):
+def _search_recipes(
+    forward, mode: str, window: bool, inputs: ExportInputs, keras_outputs, runner=None
+):
     """Convert with `mode`'s recipes in order and measure each one's parity against Keras.
 
     Stops at the first recipe whose relative RMSE meets `INTEGER_TARGET` and keeps it; else
@@ -285,7 +314,7 @@ def _search_recipes(forward, mode: str, window: bool, inputs: ExportInputs, kera
         ):
             break  # keeping LSTMs in float changes nothing without LSTMs
         try:
-            attempt = _attempt(forward, mode, name, window, inputs, keras_outputs)
+            attempt = _attempt(forward, mode, name, window, inputs, keras_outputs, runner)
         except _Unrunnable as err:
             failures.append(f"{name}: {err}")
             continue
@@ -307,7 +336,9 @@ class _Unrunnable(Exception):
     """The converted file holds an op LiteRT cannot run with these tensor types."""
 
 
-def _attempt(forward, mode, name, window, inputs: ExportInputs, keras_outputs) -> Attempt:
+def _attempt(
+    forward, mode, name, window, inputs: ExportInputs, keras_outputs, runner=None
+) -> Attempt:
     """Convert with one recipe, refuse non-builtin ops, and compare with Keras' outputs."""
     content, description = convert(forward, mode, inputs.representative, name, window)
     ops, builtin_only = op_counts(content)
@@ -320,7 +351,7 @@ def _attempt(forward, mode, name, window, inputs: ExportInputs, keras_outputs) -
         lite = runtime.interpreter(content)
     except RuntimeError as err:  # e.g. an op without an int8 kernel fails at allocate_tensors
         raise _Unrunnable(str(err).strip().splitlines()[0]) from None
-    difference = runtime.run_windows(lite, inputs.validation).astype(np.float64)
+    difference = (runner or runtime.run_windows)(lite, inputs.validation).astype(np.float64)
     difference -= keras_outputs.reshape(difference.shape)
     rmse = float(np.sqrt(np.mean(difference**2)))
     spread = float(np.std(keras_outputs))
@@ -343,10 +374,25 @@ def _report(
     max_error: float,
     keras_latency: float,
     time_steps: int,
+    streaming: bool = False,
 ) -> dict:
     """The JSON-able report of the chosen attempt (`FILE.json` holds it, plus `file`)."""
     chosen = search.chosen
     representative = inputs.representative
+    if streaming:
+        step_latency = runtime.lite_step_latency_ms(chosen.interpreter, inputs.validation[0][0])
+        extra = {
+            "streaming": True,
+            "latency_ms_p50": step_latency,
+            "latency_unit": "step",
+            "window_latency_ms_p50": step_latency * time_steps,
+        }
+    else:
+        extra = {
+            "streaming": False,
+            "latency_ms_p50": runtime.lite_latency_ms(chosen.interpreter, inputs.validation[0]),
+            "latency_unit": "window",
+        }
     return {
         "mode": mode,
         "size_bytes": len(chosen.content),
@@ -355,7 +401,7 @@ def _report(
         "max_abs_error": chosen.max_abs_error,
         "relative_rmse": chosen.relative_rmse,
         "max_error": float(max_error),
-        "latency_ms_p50": runtime.lite_latency_ms(chosen.interpreter, inputs.validation[0]),
+        **extra,
         "keras_latency_ms_p50": keras_latency,
         "recipe": chosen.description,
         "validation_windows": int(len(inputs.validation)),
@@ -363,7 +409,7 @@ def _report(
         "recipes_tried": [attempt.summary() for attempt in search.attempts],
         **runtime.io_quantization(chosen.interpreter),
         "preprocessing": {**inputs.preprocessing, "lookback": time_steps},
-        "state_reset": STATE_NOTE,
+        "state_reset": STREAMING_NOTE if streaming else STATE_NOTE,
         "micro": micro_support(chosen.content).to_dict(),
     }
 
@@ -394,3 +440,11 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _mask_value(inputs: ExportInputs) -> float | None:
+    """The padding value of a masked model (whole sequences): padded steps are not streamed."""
+    for layer in inputs.model.layers:
+        if type(layer).__name__ == "Masking":
+            return float(layer.mask_value)
+    return None

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.data.preprocessing import Preprocessing
-from keras_lstm.errors import BundleError
+from keras_lstm.errors import BundleError, DataError
 from tflite_export import runtime
 from tflite_export.runtime import report_path
 
@@ -115,6 +115,79 @@ class LitePredictor:
         if self.pre.kind == "panel":  # many series: the rows of one, with its own scalers
             return self.pre.values(rows, self.predict_scaled, fixed_length=True, series=series)
         return self.pre.values(rows, self.predict_scaled, fixed_length=True)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the file is a step model (`keras-lstm export --streaming`)."""
+        return bool(self.report.get("streaming"))
+
+    def reset(self) -> None:
+        """Start a new stream: the LSTM state goes back to zeros (streaming models)."""
+        self._require_streaming("reset")
+        self.interpreter.reset_all_variables()
+
+    def step(self, row) -> np.ndarray:
+        """Feed one time step of raw features to a streaming model; the prediction after it.
+
+        The LSTM state carries over from the steps before (since `reset()`), so after the
+        last step of a window (or of a whole sequence) the output is what `predict` gives for
+        that window.
+
+        Args:
+            row: one step's raw feature values: a mapping or Series by feature name, or a
+                sequence of `len(feature_names)` numbers in their order.
+
+        Returns:
+            Regression: `(horizon, targets)` in the targets' units. Classification: the class
+            probabilities `(classes,)`.
+
+        Raises:
+            BundleError: the file is not a streaming model.
+            DataError: a feature is missing or not a finite number.
+
+        Example:
+            >>> predictor = LitePredictor("model-float32-streaming.tflite")  # doctest: +SKIP
+            >>> predictor.reset()  # doctest: +SKIP
+            >>> for row in rows:  # doctest: +SKIP
+            ...     forecast = predictor.step(row)
+        """
+        self._require_streaming("step")
+        values = self._step_values(row)
+        if self.pre.feature_scaler is not None:
+            values = self.pre.feature_scaler.transform(values[None])[0]
+        lite = self.interpreter
+        source, target = lite.get_input_details()[0], lite.get_output_details()[0]
+        io = runtime.io_quantization(lite)
+        lite.set_tensor(source["index"], runtime.quantize(values[None, None], io["input"]))
+        lite.invoke()
+        raw = runtime.dequantize(lite.get_tensor(target["index"]), io["output"])
+        return self.pre.real(raw)[0]
+
+    def _require_streaming(self, name: str) -> None:
+        if not self.streaming:
+            raise BundleError(
+                f"`{name}` needs a streaming model; {str(self.path)!r} runs whole windows. "
+                "Export one with `keras-lstm export BUNDLE --streaming`."
+            )
+
+    def _step_values(self, row) -> np.ndarray:
+        names = self.feature_names
+        if isinstance(row, (dict, pd.Series)):
+            missing = [name for name in names if name not in row]
+            if missing:
+                raise DataError(f"The step is missing feature {missing[0]!r}; it needs {names}.")
+            row = [row[name] for name in names]
+        try:
+            values = np.asarray(row, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise DataError(f"A step must hold numbers for {names}; received {row!r}.") from None
+        if len(values) != len(names):
+            raise DataError(
+                f"A step holds {len(names)} features {names}; received {len(values)} values."
+            )
+        if not np.isfinite(values).all():
+            raise DataError(f"The step holds NaN or inf values: {values.tolist()}.")
+        return values.astype(np.float32)
 
     def predict_labels(self, rows) -> list:
         """Classification: the most probable class of every window (from the report's classes)."""

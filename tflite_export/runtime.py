@@ -89,6 +89,50 @@ def run_windows(lite, windows: np.ndarray) -> np.ndarray:
     return np.stack(outputs) if outputs else np.zeros((0,), np.float32)
 
 
+def valid_steps(window: np.ndarray, mask_value: float | None) -> np.ndarray:
+    """The steps of a window before its trailing padding (every feature equal to
+    `mask_value`); all of them when `mask_value` is None."""
+    window = np.asarray(window)
+    if mask_value is None or window.ndim < 2:
+        return window
+    padded = np.all(window == mask_value, axis=-1)
+    valid = np.flatnonzero(~padded)
+    return window[: int(valid[-1]) + 1] if len(valid) else window[:1]
+
+
+def run_stream(lite, windows: np.ndarray, mask_value: float | None = None) -> np.ndarray:
+    """Run a streaming (step) model over each window `(n, lookback, features)`: reset the
+    state, feed the window one step per `invoke()`, keep the output after its last step.
+
+    With `mask_value`, trailing padded steps of a window are not fed (a stream has none).
+    """
+    io = io_quantization(lite)
+    input_index = lite.get_input_details()[0]["index"]
+    output_index = lite.get_output_details()[0]["index"]
+    outputs = []
+    for window in windows:
+        lite.reset_all_variables()
+        for step in valid_steps(window, mask_value):
+            lite.set_tensor(input_index, quantize(step[None, None], io["input"]))
+            lite.invoke()
+        outputs.append(dequantize(lite.get_tensor(output_index), io["output"])[0])
+    return np.stack(outputs) if outputs else np.zeros((0,), np.float32)
+
+
+def lite_step_latency_ms(lite, step: np.ndarray, repeats: int = 200) -> float:
+    """Per-step latency of a streaming model: set one step, invoke (no reset)."""
+    io = io_quantization(lite)
+    index = lite.get_input_details()[0]["index"]
+    value = quantize(np.asarray(step)[None, None], io["input"])
+
+    def call():
+        lite.set_tensor(index, value)
+        lite.invoke()
+
+    lite.reset_all_variables()
+    return latency_ms(call, repeats)
+
+
 def latency_ms(call, repeats: int = 50, warmup: int = 5) -> float:
     """Median wall time of `call()` in milliseconds."""
     for _ in range(warmup):
