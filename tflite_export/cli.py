@@ -9,7 +9,7 @@ from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
 from tflite_export.runtime import report_path
 
-FORMATS = ("tflite", "c-array", "saved_model")
+FORMATS = ("tflite", "c-array", "onnx", "saved_model")
 
 
 def add_command(commands) -> None:
@@ -50,7 +50,8 @@ def add_command(commands) -> None:
         default="tflite",
         choices=FORMATS,
         help="tflite (default); c-array: the .tflite file plus OUT.cc and OUT.h for TFLite "
-        "Micro; saved_model: a SavedModel for TensorFlow Serving",
+        "Micro; onnx: an ONNX file checked in onnxruntime (the keras-lstm[onnx] extra); "
+        "saved_model: a SavedModel for TensorFlow Serving",
     )
     export.add_argument(
         "--streaming",
@@ -78,15 +79,33 @@ def run_export(args) -> int:
     from keras_lstm.bundle import Bundle
     from tflite_export.c_array import write_c_array
     from tflite_export.exporter import export
+    from tflite_export.onnx_export import export_onnx
     from tflite_export.saved_model import export_saved_model
 
     bundle = Bundle.load(args.bundle)
     folder = bundle.directory  # the bundle folder itself, also when given its run folder
     fmt = args.format
-    if fmt == "saved_model" and getattr(args, "streaming", False):
+    if fmt in ("saved_model", "onnx") and getattr(args, "streaming", False):
         raise ExportError(
             "--streaming writes a .tflite step model; use --format tflite or c-array."
         )
+    if fmt == "onnx":
+        out = Path(args.out or folder / "model.onnx")
+        report = export_onnx(bundle, out, max_error=args.max_error)
+        ops = ", ".join(f"{name} x{count}" for name, count in report["ops"].items())
+        print(f"{out}: {report['size_bytes']:,} bytes, ONNX opset {report['opset']}")
+        print(f"  ops: {ops}")
+        print(
+            f"  parity vs Keras in onnxruntime on {report['validation_windows']} held-out "
+            f"windows: relative RMSE {report['relative_rmse']:.4g}, max abs error "
+            f"{report['max_abs_error']:.3g}"
+        )
+        print(
+            f"  latency per window: onnxruntime {report['latency_ms_p50']:.3f} ms, compiled "
+            f"Keras {report['keras_latency_ms_p50']:.3f} ms"
+        )
+        print(f"  report: {report_path(out)}")
+        return 0
     if fmt == "saved_model":
         out = Path(args.out or folder / "saved_model")
         export_saved_model(bundle, out)
