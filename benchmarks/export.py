@@ -5,6 +5,12 @@ Trains `LSTM(96) -> LSTM(48) -> Dense(1)` for a few epochs to forecast tomorrow'
 `tflite_export.export` and prints, per mode: file size, op list, relative RMSE and max abs error
 against Keras on held-out windows, and per-window latency of LiteRT against a compiled Keras call.
 
+Then, side by side in the same run, one window through each runtime: LiteRT float32 (a window
+per invoke), LiteRT float32 streaming (one step per invoke; the per-step figure and a whole
+window fed step by step, on the same stack trained without the linear path, which cannot
+stream), onnxruntime (if the `onnx` extra is installed), and Keras compiled with and without
+XLA (`jit_compile=True`).
+
 Run:
     .venv/bin/python benchmarks/export.py [--epochs 8] [--cell lstm] [--out /tmp/export-bench]
 """
@@ -130,7 +136,70 @@ def main(argv=None) -> int:
         ops = ", ".join(f"{name} {count}" for name, count in report["ops"].items())
         print(f"- {mode}: {ops}; builtin only: {report['builtin_only']}")
         print(f"  recipe: {report['recipe']}")
+    print()
+    runtimes(bundle, out, args.epochs, args.cell)
     return 0
+
+
+def _keras_latency(model, window, jit: bool) -> float:
+    import tensorflow as tf
+
+    from tflite_export.runtime import latency_ms
+
+    compiled = tf.function(lambda x: model(x, training=False), jit_compile=jit)
+    one = tf.constant(window[None])
+    return latency_ms(lambda: compiled(one).numpy(), repeats=100)
+
+
+def runtimes(bundle, out: Path, epochs: int, cell: str) -> None:
+    """Per-window latency of one window through each runtime, measured in one run."""
+    import importlib.util
+
+    from tflite_export import export
+    from tflite_export.onnx_export import export_onnx
+
+    window = bundle.sample_windows(1, part="test")[0]
+    rows = []
+    report = export(bundle, "float32", out / "rt-float32.tflite")
+    rows.append(("LiteRT float32, one window per invoke", report["latency_ms_p50"], "-"))
+    stream_bundle, _ = trained_bundle(epochs, cell, linear_path=False)
+    report = export(stream_bundle, "float32", out / "rt-window.tflite")
+    rows.append(("LiteRT float32, no linear path, one window", report["latency_ms_p50"], "-"))
+    for mode in ("float32", "int8"):
+        report = export(stream_bundle, mode, out / f"rt-stream-{mode}.tflite", streaming=True)
+        rows.append(
+            (
+                f"LiteRT {mode} streaming, no linear path: one step "
+                f"({LOOKBACK} steps one by one: {report['window_latency_ms_p50']:.3f} ms)",
+                report["latency_ms_p50"],
+                f"{report['max_abs_error']:.1e}",
+            )
+        )
+    if all(importlib.util.find_spec(n) for n in ("onnx", "onnxruntime", "tf2onnx")):
+        report = export_onnx(bundle, out / "rt.onnx")
+        rows.append(
+            (
+                "onnxruntime float32, one window",
+                report["latency_ms_p50"],
+                f"{report['max_abs_error']:.1e}",
+            )
+        )
+    else:
+        rows.append(
+            ("onnxruntime: not installed (pip install keras-lstm[onnx])", float("nan"), "-")
+        )
+    rows.append(("Keras, tf.function", _keras_latency(bundle.model, window, False), "-"))
+    rows.append(
+        (
+            "Keras, tf.function(jit_compile=True) (XLA)",
+            _keras_latency(bundle.model, window, True),
+            "-",
+        )
+    )
+    print("| runtime | ms | max abs err vs Keras |")
+    print("| --- | ---: | ---: |")
+    for name, ms, error in rows:
+        print(f"| {name} | {ms:.3f} | {error} |")
 
 
 if __name__ == "__main__":

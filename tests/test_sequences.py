@@ -221,16 +221,18 @@ def test_sequence_test_file_is_the_test_set(tmp_path):
         assert max(fold.train.max(), fold.validation.max()) < 24
 
 
-def test_sequence_test_file_labels_change_nothing_in_training(tmp_path):
+@pytest.fixture(scope="module")
+def train_test_fit(tmp_path_factory):
+    """A classifier fitted on the train file and tested on the test file, and its folder."""
+    folder = tmp_path_factory.mktemp("train_test")
+    return fit(_train_test_files(folder), verbose=0), folder
+
+
+def test_sequence_test_file_labels_change_nothing_in_training(tmp_path, train_test_fit):
     """Editing a label of the test file leaves the CV folds, their data and the fitted model
     exactly as they were; only the test score may move."""
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    bundles = [
-        fit(_train_test_files(tmp_path / "a"), verbose=0),
-        fit(_train_test_files(tmp_path / "b", flip_test_label="r25"), verbose=0),
-    ]
-    first, second = bundles
+    first, _ = train_test_fit
+    second = fit(_train_test_files(tmp_path, flip_test_label="r25"), verbose=0)
     assert first.metrics["cv"]["mean"] == second.metrics["cv"]["mean"]
     for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -261,7 +263,7 @@ def test_text_test_file_is_the_test_set(tmp_path):
         assert max(fold.train.max(), fold.validation.max()) < 24
 
 
-def test_unlabelled_recordings_predict_everywhere(tmp_path):
+def test_unlabelled_recordings_predict_everywhere(tmp_path, train_test_fit):
     """New recordings carry no label column: `Bundle.predict`, `LitePredictor` and the CLI (of
     the bundle and of the `.tflite` file) all predict them, and agree."""
     import subprocess
@@ -269,10 +271,10 @@ def test_unlabelled_recordings_predict_everywhere(tmp_path):
 
     from tflite_export import LitePredictor, export
 
-    bundle = fit(_train_test_files(tmp_path), verbose=0)
+    bundle, folder = train_test_fit
     bundle.save(tmp_path / "bundle")
     export(bundle, "float32", tmp_path / "seq.tflite")
-    new = pd.read_csv(tmp_path / "test.csv").drop(columns="g")
+    new = pd.read_csv(folder / "test.csv").drop(columns="g")
     new.to_csv(tmp_path / "new.csv", index=False)
     expected = Bundle.load(tmp_path / "bundle").predict(new)
     assert list(expected.index) == [f"r{i}" for i in range(24, 36)]
