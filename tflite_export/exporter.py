@@ -18,7 +18,7 @@ from tflite_export import runtime
 from tflite_export.c_array import micro_support
 from tflite_export.convert import INTEGER_TARGET, MODES, convert, recipes
 from tflite_export.forward import build_forward, is_window_normalized
-from tflite_export.ops import op_counts
+from tflite_export.ops import float_ops, op_counts
 from tflite_export.runtime import report_path
 from tflite_export.streaming import build_step_forward
 
@@ -237,8 +237,10 @@ def export(
     Returns:
         The report dict, as written to `FILE.json`: `mode`, `size_bytes`, `ops`, `builtin_only`,
         `max_abs_error`, `relative_rmse`, `latency_ms_p50`, `keras_latency_ms_p50`, `recipe`,
-        `input`/`output` (dtype, shape, scale, zero point), `preprocessing`, `state_reset` and
-        `micro` (TFLite Micro's resolver calls, the ops it lacks, an arena estimate).
+        `input`/`output` (dtype, shape, scale, zero point), `preprocessing`, `state_reset`,
+        `micro` (TFLite Micro's resolver calls, the ops it lacks, an arena estimate) and, for
+        int8 modes, `kept_float` (the ops left in float32, their output tensors, and the share
+        of the file their float32 weights take).
 
     Raises:
         ExportError: the model has a layer with no builtin form, the converter failed, a
@@ -411,6 +413,7 @@ def _report(
         "preprocessing": {**inputs.preprocessing, "lookback": time_steps},
         "state_reset": STREAMING_NOTE if streaming else STATE_NOTE,
         "micro": micro_support(chosen.content).to_dict(),
+        **({"kept_float": float_ops(chosen.content)} if mode in ("int8", "int8-full") else {}),
     }
 
 
