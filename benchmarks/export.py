@@ -99,7 +99,14 @@ def main(argv=None) -> int:
     parser.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
     parser.add_argument("--out", default=None, help="folder for the .tflite files")
     parser.add_argument("--modes", nargs="*", default=list(MODES))
+    parser.add_argument(
+        "--architectures",
+        action="store_true",
+        help="instead: int8 per factory architecture, with what each keeps in float",
+    )
     args = parser.parse_args(argv)
+    if args.architectures:
+        return architectures(args.epochs, Path(args.out or tempfile.mkdtemp(prefix="arch-")))
 
     from tflite_export import export
 
@@ -138,6 +145,49 @@ def main(argv=None) -> int:
         print(f"  recipe: {report['recipe']}")
     print()
     runtimes(bundle, out, args.epochs, args.cell)
+    return 0
+
+
+# name -> ModelConfig options of `trained_bundle`
+ARCHITECTURES = {
+    "LSTM(32)": {"units": (32,)},
+    "LSTM(32, 16)": {"units": (32, 16)},
+    "LSTM(32, 32, 16)": {"units": (32, 32, 16)},
+    "GRU(32, 16)": {"cell": "gru", "units": (32, 16)},
+    "BiLSTM(32, 16)": {"units": (32, 16), "bidirectional": True},
+    "Conv1D(16) + BiLSTM(64, 48) + Dense(16)": {
+        "units": (64, 48),
+        "bidirectional": True,
+        "conv_filters": 16,
+        "dense_units": (16,),
+    },
+    "Conv1D(16) + LSTM(32, 16)": {"units": (32, 16), "conv_filters": 16},
+}
+
+
+def architectures(epochs: int, out: Path) -> int:
+    """int8 and int8-full of each architecture beside its float32 file: parity, size, and what
+    stayed in float."""
+    from tflite_export import export
+
+    print("| model | mode | rel. RMSE | size x float32 | recipe | kept in float (share of file) |")
+    print("| --- | --- | ---: | ---: | --- | --- |")
+    for name, options in ARCHITECTURES.items():
+        options = dict(options)
+        units = options.pop("units")
+        cell = options.pop("cell", "lstm")
+        bundle, _ = trained_bundle(epochs, cell, units=units, **options)
+        base = export(bundle, "float32", out / "f32.tflite")["size_bytes"]
+        for mode in ("int8", "int8-full"):
+            report = export(bundle, mode, out / f"{mode}.tflite", max_error=1.0)
+            kept = report["kept_float"]
+            ops = ", ".join(f"{op} x{n}" for op, n in kept["ops"].items()) or "nothing"
+            print(
+                f"| {name} | {mode} | {report['relative_rmse']:.4f} "
+                f"| {report['size_bytes'] / base:.2f} | {report['recipe'].split(':')[0]} "
+                f"| {ops} ({kept['float_weights_share']:.0%}) |",
+                flush=True,
+            )
     return 0
 
 
