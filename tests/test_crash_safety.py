@@ -100,6 +100,7 @@ def test_killed_training_resumes_from_its_last_finished_epoch(project):
     assert leftovers == []
 
 
+@pytest.mark.slow  # about 100 s; tests/test_tuning.py resumes an interrupted search in-process
 def test_killed_search_keeps_every_finished_trial(project):
     search = project / "tune"
     first = _start(["tune", "config.yaml", "--out", "tune"], project)

@@ -50,4 +50,7 @@ def test_the_block_is_real():
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
-    assert done.returncode != 0 and "import of tensorflow halted" in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0
+    # `import tensorflow` is halted; `from tensorflow.lite... import` finds no package
+    assert "import of tensorflow halted" in last or "'tensorflow' is not a package" in last

@@ -27,7 +27,16 @@ def _best_baseline(metrics, key):
     return min(baseline["test"][key] for baseline in metrics["baselines"].values())
 
 
-@pytest.mark.parametrize("name", ["sine_forecaster", "multifeature_forecaster", "multistep_load"])
+# the two larger forecasters (about 50 s each on the CI machine) run with `-m slow`; the sine
+# example keeps the path covered by default
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sine_forecaster",
+        pytest.param("multifeature_forecaster", marks=pytest.mark.slow),
+        pytest.param("multistep_load", marks=pytest.mark.slow),
+    ],
+)
 def test_forecasting_examples(name, tmp_path):
     metrics = _load(name).main(["--epochs", "1", "--out", str(tmp_path)])
     assert {"naive", "seasonal_naive"} == set(metrics["baselines"])
@@ -38,6 +47,7 @@ def test_forecasting_examples(name, tmp_path):
     assert (tmp_path / "bundle" / "model.keras").is_file()
 
 
+@pytest.mark.slow  # about 35 s; many series are covered by tests/test_panel.py
 def test_many_meters_example_reports_every_meter(tmp_path):
     metrics = _load("many_meters").main(["--epochs", "1", "--out", str(tmp_path)])
     per_series = metrics["test"]["per_series"]
@@ -84,6 +94,7 @@ def test_sensor_classifier_example(tmp_path):
     assert metrics["baselines"]["majority"]["test"]["accuracy"] == pytest.approx(majority)
 
 
+@pytest.mark.slow  # about 40 s; texts are covered by tests/test_sequences.py
 def test_text_classifier_example(tmp_path):
     module = _load("text_classifier")
     metrics = module.main(["--epochs", "1", "--out", str(tmp_path)])
