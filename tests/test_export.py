@@ -381,3 +381,28 @@ def test_trained_bidirectional_conv_model_exports_in_int8(tmp_path):
         assert 0 < kept["float_weights_share"] < 1
     else:
         assert kept["float_weights_share"] < 0.05
+
+
+def test_masked_bidirectional_int8_keeps_only_reverse_sequence_float(tmp_path):
+    """LiteRT has no int8 REVERSE_SEQUENCE (a masked backward direction): the integer recipe
+    keeps that op in float and still runs; before, no int8 file could be made at all."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        ModelConfig(units=(8,), bidirectional=True, linear_path=False),
+        (None, FEATURES),
+        3,
+        "classification",
+        mask_value=0.0,
+    )
+    windows = _windows(64)
+    windows[::2, 8:] = 0.0  # half the sequences padded at the end
+    report = export(
+        model, "int8-full", tmp_path / "m.tflite", windows, max_error=1.0, lookback=LOOKBACK
+    )
+    tried = [r["recipe"] for r in report["recipes_tried"]]
+    assert tried[0] == "integer-lstm"  # runnable now: it was refused at allocate_tensors
+    assert "REVERSE_SEQUENCE" in report["ops"]
+    assert "REVERSE_SEQUENCE" in report["kept_float"]["ops"]
+    assert report["input"]["dtype"] == "int8"

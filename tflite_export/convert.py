@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
 from tflite_export.forward import WINDOW_SCOPE
+from tflite_export.ops import op_counts
 from tflite_export.runtime import interpreter
 
 MODES = QUANTIZE_MODES  # one list, in the config (`export.quantize`)
@@ -45,6 +46,15 @@ INTEGER_RECIPES = ("integer-lstm", "float-lstm")
 # A window-normalized model reads raw values: its input and output stay float32 in every mode.
 WINDOW_RECIPES = ("window-integer", "window-float-lstm")
 INTEGER_TARGET = 0.02
+# Builtin ops LiteRT runs in float only: integer recipes keep them float32.
+FLOAT_ONLY_OPS = ["REVERSE_SEQUENCE"]
+
+
+def _reverses_valid_steps(function, module) -> bool:
+    """Whether the float conversion of `function` holds REVERSE_SEQUENCE (masked
+    Bidirectional layers reverse only each sequence's valid steps)."""
+    ops, _ = op_counts(_converter(function, module).convert())
+    return any(op in ops for op in FLOAT_ONLY_OPS)
 
 
 def _converter(function, module):
@@ -110,6 +120,7 @@ def convert(
     converter = _converter(function, module)
     spec = function.input_signature[0]
     integer_io = mode == "int8-full" and not window
+    float_reverse = False
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -125,7 +136,8 @@ def convert(
         converter.representative_dataset = _representative(
             representative, spec.dtype.as_numpy_dtype
         )
-        if recipe == "integer-lstm":
+        float_reverse = recipe == "integer-lstm" and _reverses_valid_steps(function, module)
+        if recipe == "integer-lstm" and not float_reverse:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if integer_io:
                 if spec.dtype == tf.float32:
@@ -135,7 +147,20 @@ def convert(
             converter._experimental_calibrate_only = True
     try:
         model = converter.convert()
-        if recipe == "float-lstm":
+        if float_reverse:
+            from tensorflow.lite.python import convert as lite_convert
+
+            # LiteRT has no int8 REVERSE_SEQUENCE (the backward direction of a masked
+            # Bidirectional layer): that op alone stays float, the LSTMs stay integer
+            float_input = not integer_io or spec.dtype != tf.float32
+            model = lite_convert.mlir_quantize(
+                model,
+                fully_quantize=integer_io,
+                input_data_type=tf.float32 if float_input else tf.int8,
+                output_data_type=tf.int8 if integer_io else tf.float32,
+                denylisted_ops=FLOAT_ONLY_OPS,
+            )
+        elif recipe == "float-lstm":
             from tensorflow.lite.python import convert as lite_convert
 
             float_input = not integer_io or spec.dtype != tf.float32
@@ -144,7 +169,7 @@ def convert(
                 fully_quantize=integer_io,
                 input_data_type=tf.float32 if float_input else tf.int8,
                 output_data_type=tf.int8 if integer_io else tf.float32,
-                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM"],
+                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS],
             )
         elif recipe in WINDOW_RECIPES:
             from tensorflow.lite.python import convert as lite_convert
@@ -156,9 +181,9 @@ def convert(
                 fully_quantize=False,
                 input_data_type=tf.float32,
                 output_data_type=tf.float32,
-                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM"]
+                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS]
                 if recipe == "window-float-lstm"
-                else None,
+                else FLOAT_ONLY_OPS,
                 denylisted_nodes=_float_nodes(model),
             )
     except Exception as err:  # the converter raises several unrelated types
