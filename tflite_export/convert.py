@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.python import convert as lite_convert
 
 from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
@@ -147,33 +148,20 @@ def convert(
             converter._experimental_calibrate_only = True
     try:
         model = converter.convert()
-        if float_reverse:
-            from tensorflow.lite.python import convert as lite_convert
-
-            # LiteRT has no int8 REVERSE_SEQUENCE (the backward direction of a masked
-            # Bidirectional layer): that op alone stays float, the LSTMs stay integer
+        if recipe == "float-lstm" or float_reverse:
+            # float-lstm keeps the fused LSTMs float; an integer model with REVERSE_SEQUENCE
+            # (the masked backward direction, no int8 kernel in LiteRT) keeps that op alone float
             float_input = not integer_io or spec.dtype != tf.float32
             model = lite_convert.mlir_quantize(
                 model,
                 fully_quantize=integer_io,
                 input_data_type=tf.float32 if float_input else tf.int8,
                 output_data_type=tf.int8 if integer_io else tf.float32,
-                denylisted_ops=FLOAT_ONLY_OPS,
-            )
-        elif recipe == "float-lstm":
-            from tensorflow.lite.python import convert as lite_convert
-
-            float_input = not integer_io or spec.dtype != tf.float32
-            model = lite_convert.mlir_quantize(
-                model,
-                fully_quantize=integer_io,
-                input_data_type=tf.float32 if float_input else tf.int8,
-                output_data_type=tf.int8 if integer_io else tf.float32,
-                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS],
+                denylisted_ops=FLOAT_ONLY_OPS
+                if float_reverse
+                else ["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS],
             )
         elif recipe in WINDOW_RECIPES:
-            from tensorflow.lite.python import convert as lite_convert
-
             # fully_quantize would make the input int8, clipping windows beyond the calibration
             # range before they are normalized; the normalization must see raw floats.
             model = lite_convert.mlir_quantize(

@@ -72,21 +72,28 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return np.asarray(values, np.float32)
 
 
+def _run_each(lite, samples, inputs_of) -> np.ndarray:
+    """For each sample: reset the state, invoke on each of `inputs_of(sample)` in turn, keep
+    the last output. Inputs are quantized and outputs dequantized for integer files."""
+    io = io_quantization(lite)
+    input_index = lite.get_input_details()[0]["index"]
+    output_index = lite.get_output_details()[0]["index"]
+    outputs = []
+    for sample in samples:
+        lite.reset_all_variables()
+        for value in inputs_of(sample):
+            lite.set_tensor(input_index, quantize(value, io["input"]))
+            lite.invoke()
+        outputs.append(dequantize(lite.get_tensor(output_index), io["output"])[0])
+    return np.stack(outputs) if outputs else np.zeros((0,), np.float32)
+
+
 def run_windows(lite, windows: np.ndarray) -> np.ndarray:
     """Run each window `(n, lookback[, features])` alone, resetting state before each.
 
     Inputs are quantized and outputs dequantized when the file has integer input/output.
     """
-    io = io_quantization(lite)
-    input_index = lite.get_input_details()[0]["index"]
-    output_index = lite.get_output_details()[0]["index"]
-    outputs = []
-    for window in windows:
-        lite.reset_all_variables()
-        lite.set_tensor(input_index, quantize(window[None], io["input"]))
-        lite.invoke()
-        outputs.append(dequantize(lite.get_tensor(output_index), io["output"])[0])
-    return np.stack(outputs) if outputs else np.zeros((0,), np.float32)
+    return _run_each(lite, windows, lambda window: [window[None]])
 
 
 def valid_steps(window: np.ndarray, mask_value: float | None) -> np.ndarray:
@@ -106,17 +113,9 @@ def run_stream(lite, windows: np.ndarray, mask_value: float | None = None) -> np
 
     With `mask_value`, trailing padded steps of a window are not fed (a stream has none).
     """
-    io = io_quantization(lite)
-    input_index = lite.get_input_details()[0]["index"]
-    output_index = lite.get_output_details()[0]["index"]
-    outputs = []
-    for window in windows:
-        lite.reset_all_variables()
-        for step in valid_steps(window, mask_value):
-            lite.set_tensor(input_index, quantize(step[None, None], io["input"]))
-            lite.invoke()
-        outputs.append(dequantize(lite.get_tensor(output_index), io["output"])[0])
-    return np.stack(outputs) if outputs else np.zeros((0,), np.float32)
+    return _run_each(
+        lite, windows, lambda window: (step[None, None] for step in valid_steps(window, mask_value))
+    )
 
 
 def lite_step_latency_ms(lite, step: np.ndarray, repeats: int = 200) -> float:
