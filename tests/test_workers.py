@@ -153,7 +153,8 @@ TASKS = {
         {
             "task": "classification",
             "data": {"series_id": "rec", "label": "g"},
-            "model": {"units": [4], "bidirectional": True},
+            # no convolutional front: the worker path, not the classifier defaults, is tested
+            "model": {"units": [4], "bidirectional": True, "conv_filters": []},
         },
         _recordings,
     ),
