@@ -13,7 +13,6 @@ from tensorflow.lite.python import convert as lite_convert
 from keras_lstm.config import QUANTIZE_MODES
 from keras_lstm.errors import ExportError
 from tflite_export.forward import WINDOW_SCOPE
-from tflite_export.ops import op_counts
 from tflite_export.runtime import interpreter
 
 MODES = QUANTIZE_MODES  # one list, in the config (`export.quantize`)
@@ -51,11 +50,12 @@ INTEGER_TARGET = 0.02
 FLOAT_ONLY_OPS = ["REVERSE_SEQUENCE"]
 
 
-def _reverses_valid_steps(function, module) -> bool:
-    """Whether the float conversion of `function` holds REVERSE_SEQUENCE (masked
-    Bidirectional layers reverse only each sequence's valid steps)."""
-    ops, _ = op_counts(_converter(function, module).convert())
-    return any(op in ops for op in FLOAT_ONLY_OPS)
+def _reverses_valid_steps(function) -> bool:
+    """Whether the traced forward pass reverses only each sequence's valid steps (masked
+    Bidirectional layers): TensorFlow's ReverseSequence becomes TFLite's REVERSE_SEQUENCE,
+    which LiteRT runs in float only. Read from the traced graph, no conversion needed."""
+    graph = function.get_concrete_function().graph
+    return any(op.type == "ReverseSequence" for op in graph.get_operations())
 
 
 def _converter(function, module):
@@ -137,7 +137,7 @@ def convert(
         converter.representative_dataset = _representative(
             representative, spec.dtype.as_numpy_dtype
         )
-        float_reverse = recipe == "integer-lstm" and _reverses_valid_steps(function, module)
+        float_reverse = recipe == "integer-lstm" and _reverses_valid_steps(function)
         if recipe == "integer-lstm" and not float_reverse:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if integer_io:
