@@ -116,6 +116,19 @@ def _int_list(key, value, minimum=1, allow_empty=True):
     return tuple(_int(f"{key}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
 
 
+def _levels(key, value):
+    """Nominal coverage levels in (0, 1), sorted, as a tuple; None stays None."""
+    if value is None:
+        return None
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        _fail(key, value, "a level in (0, 1), a list of levels, or null")
+    levels = [_float(f"{key}", v, low=0.0, high=1.0, low_open=True, high_open=True) for v in values]
+    if len(set(levels)) != len(levels):
+        _fail(key, value, "a list of levels without repeats")
+    return tuple(sorted(levels))
+
+
 def _set(obj, name, value):
     object.__setattr__(obj, name, value)
 
@@ -350,6 +363,11 @@ class TrainingConfig:
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
             hundreds of models; in-process for a single `train`).
+        interval: prediction intervals of a regression forecast: the nominal coverage (e.g.
+            `0.9`) or a list of levels; null (the default) turns them off. They are calibrated
+            on the cross-validation residuals (split conformal, per horizon step and target,
+            scaled by each window's spread when the model is window-normalized), so they cost no
+            extra fit; `Bundle.predict` adds `{target}_lower` / `{target}_upper` columns.
     """
 
     epochs: int = 100
@@ -371,8 +389,10 @@ class TrainingConfig:
     window_loss: bool = False
     loss: str = "mse"
     min_steps: int = 0
+    interval: tuple[float, ...] | None = None
 
     def __post_init__(self):
+        _set(self, "interval", _levels("training.interval", self.interval))
         _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
         _set(self, "min_steps", _int("training.min_steps", self.min_steps, minimum=0))
         _set(self, "batch_size", _int("training.batch_size", self.batch_size, minimum=1))
@@ -493,6 +513,12 @@ class Config:
         for name, cls in SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 _fail(name, getattr(self, name), f"a {cls.__name__}")
+        if self.training.interval is not None and self.task != "regression":
+            raise ConfigError(
+                "Config key `training.interval` gives prediction intervals of a regression "
+                f"forecast; task is {self.task!r}. Remove training.interval (a classifier's "
+                "`p(CLASS)` columns already say how sure it is)."
+            )
 
     def to_dict(self) -> dict:
         """The config as plain YAML-able data (lists, not tuples)."""

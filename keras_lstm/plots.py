@@ -46,10 +46,22 @@ def save_plots(bundle, directory: str | Path) -> list[Path]:
         names = bundle.preprocessing["target_names"]
         fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.5 * len(names)), squeeze=False)
         horizon = true.shape[1]
+        bands = report.get("test_bounds") or {}
         for i, name in enumerate(names):
             ax = axes[i, 0]
-            ax.plot(np.arange(true[:, :, i].size), true[:, :, i].ravel(), label="actual")
-            ax.plot(np.arange(pred[:, :, i].size), pred[:, :, i].ravel(), label="forecast")
+            steps = np.arange(true[:, :, i].size)
+            for level, (lower, upper) in sorted(bands.items(), reverse=True):
+                ax.fill_between(
+                    steps,
+                    lower[:, :, i].ravel(),
+                    upper[:, :, i].ravel(),
+                    color="tab:orange",
+                    alpha=0.15 + 0.1 * (level == min(bands)),
+                    linewidth=0,
+                    label=f"{level:.0%} interval",
+                )
+            ax.plot(steps, true[:, :, i].ravel(), label="actual")
+            ax.plot(steps, pred[:, :, i].ravel(), label="forecast")
             ax.set(
                 title=f"{name}: test part (from {index[0]})",
                 xlabel=f"test step ({horizon} per window)",

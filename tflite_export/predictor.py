@@ -116,6 +116,24 @@ class LitePredictor:
             return self.pre.values(rows, self.predict_scaled, fixed_length=True, series=series)
         return self.pre.values(rows, self.predict_scaled, fixed_length=True)
 
+    def predict_intervals(self, rows, series=None) -> tuple[np.ndarray, dict]:
+        """The forecasts of `predict` and their prediction intervals, from the calibrated
+        offsets in the report (`training.interval`; empty when the model has none).
+
+        Returns:
+            `(forecast, {level: (lower, upper)})`, each array `(samples, horizon, targets)`.
+
+        Example:
+            >>> predictor = LitePredictor("model.tflite")  # doctest: +SKIP
+            >>> point, bands = predictor.predict_intervals(rows)  # doctest: +SKIP
+            >>> lower, upper = bands[0.9]  # doctest: +SKIP
+        """
+        if self.pre.kind == "panel":
+            return self.pre.forecast_bounds(
+                rows, self.predict_scaled, fixed_length=True, series=series
+            )
+        return self.pre.forecast_bounds(rows, self.predict_scaled, fixed_length=True)
+
     @property
     def streaming(self) -> bool:
         """Whether the file is a step model (`keras-lstm export --streaming`)."""

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from keras_lstm.data import intervals as conformal
 from keras_lstm.data.loading import (
     _apply_missing,
     _check_numeric,
@@ -132,6 +133,8 @@ class Preprocessing:
         target_scaler: the fitted target scaler (regression).
         classes: the class names (classification).
         other_columns: input columns that may be present and are ignored.
+        intervals: the calibrated prediction intervals (`keras_lstm.data.intervals.calibrate`;
+            `training.interval`), or None.
     """
 
     kind: ClassVar[str] = ""
@@ -146,6 +149,7 @@ class Preprocessing:
     target_scaler: Scaler | None = None
     classes: tuple | None = None
     other_columns: tuple[str, ...] = ()
+    intervals: dict | None = None
 
     # --- JSON ----------------------------------------------------------------------------------
 
@@ -248,13 +252,62 @@ class Preprocessing:
             Classification: `label` and a `p(CLASS)` column per class.
         """
         inputs, index = self._inputs(source, fixed_length)
-        return self.frame(self._run(run, inputs), index)
+        out = self.frame(self._run(run, inputs), index)
+        return self._with_bounds(out, inputs) if self.intervals else out
+
+    def spreads(self, inputs) -> np.ndarray:
+        """Each scaled input window's spread per target in real units, what the intervals'
+        offsets are multiplied by (ones when the intervals are absolute)."""
+        channels = (self.intervals or {}).get("spread_channels")
+        if channels is None:
+            return np.ones((len(inputs), len(self.target_names)))
+        scale = self.feature_scaler.scale if self.feature_scaler is not None else None
+        return conformal.window_spreads(inputs, channels, scale)
+
+    def bounds(self, point: np.ndarray, inputs) -> dict:
+        """`{level: (lower, upper)}` around real-unit forecasts `point` `(n, horizon, targets)`
+        of the scaled `inputs`; empty without intervals."""
+        if not self.intervals:
+            return {}
+        spreads = self.spreads(inputs)
+        return {
+            level: conformal.bounds(point, spreads, self.intervals, level)
+            for level in self.intervals["levels"]
+        }
+
+    def _with_bounds(self, out: pd.DataFrame, inputs) -> pd.DataFrame:
+        """`out` with `COLUMN_lower` / `COLUMN_upper` after each forecast column (with several
+        levels, `COLUMN_lower_80`, ...: the level in percent)."""
+        columns = list(out.columns)
+        out = out.copy()
+        point = out.to_numpy(dtype=np.float64).reshape(len(out), -1, len(self.target_names))
+        levels = self.intervals["levels"]
+        for level, (lower, upper) in self.bounds(point, inputs).items():
+            tag = "" if len(levels) == 1 else f"_{level * 100:g}"
+            lower, upper = lower.reshape(len(out), -1), upper.reshape(len(out), -1)
+            for i, name in enumerate(columns):
+                out[f"{name}_lower{tag}"] = lower[:, i]
+                out[f"{name}_upper{tag}"] = upper[:, i]
+        order = []
+        for name in columns:
+            order.append(name)
+            for level in levels:
+                tag = "" if len(levels) == 1 else f"_{level * 100:g}"
+                order += [f"{name}_lower{tag}", f"{name}_upper{tag}"]
+        return out[order]
 
     def values(self, source, run: Run, *, fixed_length: bool = False) -> np.ndarray:
         """Like `predict`, as an array: `(n, horizon, targets)` in real units, or class
         probabilities `(n, classes)`."""
         inputs, _ = self._inputs(source, fixed_length)
         return self.real(self._run(run, inputs))
+
+    def forecast_bounds(self, source, run: Run, *, fixed_length: bool = False):
+        """Real-unit forecasts `(n, horizon, targets)` and their interval bounds
+        `{level: (lower, upper)}` (empty without `training.interval`)."""
+        inputs, _ = self._inputs(source, fixed_length)
+        point = self.real(self._run(run, inputs))
+        return point, self.bounds(point, inputs)
 
     def _run(self, run: Run, inputs) -> np.ndarray:
         if isinstance(inputs, list):  # samples of different lengths: one call each
@@ -382,6 +435,11 @@ class PanelPreprocessing(SeriesPreprocessing):
     def values(self, source, run: Run, *, fixed_length: bool = False, series=None) -> np.ndarray:
         """The real-unit forecasts of one series: `source` holds its rows (with or without the
         `series_id` column); `series` names it when the rows do not."""
+        source, series = self._one(source, series)
+        return self.one_series(series).values(source, run)
+
+    def _one(self, source, series):
+        """The rows of one series without the id column, and its id."""
         if isinstance(source, pd.DataFrame) and self.series_id in source.columns:
             keys = source[self.series_id].unique()
             if len(keys) != 1:
@@ -396,7 +454,12 @@ class PanelPreprocessing(SeriesPreprocessing):
                 "This model scales each series by its own statistics: pass `series=` with one "
                 f"of {', '.join(sorted(self.series_scalers)[:5])}... Received: series=None"
             )
-        return self.one_series(series).values(source, run)
+        return source, series
+
+    def forecast_bounds(self, source, run: Run, *, fixed_length: bool = False, series=None):
+        """`Preprocessing.forecast_bounds` of one series (see `values`)."""
+        source, series = self._one(source, series)
+        return self.one_series(series).forecast_bounds(source, run)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from keras_lstm.bundle import Bundle, preprocessing_dict
 from keras_lstm.config import Config, load_config
+from keras_lstm.data import intervals
 from keras_lstm.data.preprocessing import Preprocessing
 from keras_lstm.data.splits import Fold
 from keras_lstm.data.windows import WindowBatches, as_tf_dataset, window_spread_weights
+from keras_lstm.errors import ConfigError
 from keras_lstm.factory import build_model
 from keras_lstm.files import atomic_write_text
 from keras_lstm.metrics import (
@@ -49,6 +51,9 @@ class FoldResult:
         best_epoch: the epoch (1-based) whose weights were kept by early stopping.
         epochs_run: epochs trained before early stopping ended the fit.
         history: Keras' per-epoch history (`loss`, `val_loss`, ...).
+        calibration: with `training.interval`, the validation forecasts' absolute errors
+            `residuals` `(n, horizon, targets)` and their windows' `spreads` `(n, targets)`, for
+            at most `intervals.SCORES_PER_FOLD` windows evenly spread (nested lists).
     """
 
     index: int
@@ -58,6 +63,7 @@ class FoldResult:
     best_epoch: int
     epochs_run: int
     history: dict = field(default_factory=dict)
+    calibration: dict | None = None
 
 
 @dataclass
@@ -296,9 +302,11 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
             "val_loss": val_loss,
             "true": true,
             "pred": pred.reshape(true.shape),
+            "spreads": np.ones((len(true), 1)),
         }
     data, table = prepared.config.data, prepared.table
     true = table.targets[rows[:, None] + np.arange(data.horizon)].astype(np.float64)
+    spreads = _window_spreads(prepared, fold_data, rows, x)
     starts = prepared.row_starts(rows)
     scale = _mase_scale(prepared, fold)
     names = table.target_names
@@ -322,7 +330,34 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
         "val_loss": val_loss,
         "true": true,
         "pred": pred,
+        "spreads": spreads,
     }
+
+
+def interval_channels(prepared: Prepared) -> tuple[int, ...] | None:
+    """The input channel of each target whose window spread scales the intervals: the window
+    channels of a window-normalized series model, else None (absolute intervals)."""
+    if prepared.kind != "series" or prepared.classes is not None:
+        return None
+    return prepared.window_channels or None
+
+
+def _window_spreads(prepared: Prepared, fold_data: FoldData, rows, x) -> np.ndarray:
+    """Each window's spread per target in real units (`intervals.window_spreads`), through the
+    scaler that scaled it (each series' own with `data.scale_per_series`)."""
+    channels = interval_channels(prepared)
+    if channels is None:
+        return np.ones((len(rows), len(prepared.target_names)))
+    if not fold_data.series_scalers:
+        scale = fold_data.feature_scaler.scale if fold_data.feature_scaler else None
+        return intervals.window_spreads(x, channels, scale)
+    out = np.empty((len(rows), len(channels)))
+    series = prepared.row_series(rows).astype(str)
+    for key in np.unique(series):
+        chosen = series == key
+        scale = fold_data.series_scalers[key][0].scale
+        out[chosen] = intervals.window_spreads(x[chosen], channels, scale)
+    return out
 
 
 def _mase_scale(prepared: Prepared, fold: Fold) -> np.ndarray:
@@ -450,6 +485,13 @@ def fit_fold(prepared: Prepared, index: int, *, out_dir=None, verbose="auto") ->
         verbose=verbose,
     )
     scored = evaluate(prepared, fold, fold_data, model)
+    calibration = None
+    if config.training.interval is not None:
+        keep = intervals.spread_rows(len(scored["true"]))
+        calibration = {
+            "residuals": np.abs(scored["true"] - scored["pred"])[keep].tolist(),
+            "spreads": scored["spreads"][keep].tolist(),
+        }
     result = FoldResult(
         index=index,
         metrics=scored["metrics"],
@@ -458,6 +500,7 @@ def fit_fold(prepared: Prepared, index: int, *, out_dir=None, verbose="auto") ->
         best_epoch=_best_epoch(history),
         epochs_run=len(history.get("loss", [])),
         history=history,
+        calibration=calibration,
     )
     done = _done_file(_backup_dir(config, out_dir), index)
     if done:
@@ -560,9 +603,20 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
             "scaler": prepared.scaler,
         },
     }
+    preprocessing = preprocessing_dict(prepared, fold_data)
+    test_bounds = None
+    if config.training.interval is not None:
+        record = calibrate_intervals(prepared, cv)
+        preprocessing["intervals"] = record
+        test_bounds = {
+            level: intervals.bounds(scored["pred"], scored["spreads"], record, level)
+            for level in config.training.interval
+        }
+        metrics["test"].update(interval_metrics(scored["true"], test_bounds, prepared))
+        metrics["intervals"] = {k: v for k, v in record.items() if k != "offsets"}
     bundle = Bundle(
         model=model,
-        preprocessing=preprocessing_dict(prepared, fold_data),
+        preprocessing=preprocessing,
         config=config,
         metrics=metrics,
     )
@@ -573,5 +627,42 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
         "test_true": scored["true"],
         "test_pred": scored["pred"],
         "test_index": prepared.sample_index(final.validation),
+        "test_bounds": test_bounds,
+        "test_spreads": scored.get("spreads"),
     }
     return bundle
+
+
+def calibrate_intervals(prepared: Prepared, cv: CVResult) -> dict:
+    """The interval record (`intervals.calibrate`) of the folds' pooled validation scores.
+
+    Raises:
+        ConfigError: a fold has no calibration residuals (it was fitted without
+            `training.interval`).
+    """
+    parts = [f.calibration for f in cv.folds]
+    if any(part is None for part in parts):
+        raise ConfigError(
+            "training.interval needs each fold's validation residuals, and a cross-validation "
+            "result without them was given: run cross_validate with training.interval set."
+        )
+    pooled = np.concatenate(
+        [np.asarray(p["residuals"]) / np.asarray(p["spreads"])[:, None, :] for p in parts]
+    )
+    return intervals.calibrate(
+        pooled, prepared.config.training.interval, interval_channels(prepared)
+    )
+
+
+def interval_metrics(true: np.ndarray, bounds: dict, prepared: Prepared) -> dict:
+    """`interval_coverage` and `interval_width` per level and target of real-unit forecasts'
+    `bounds` (`{level: (lower, upper)}`) against `true` `(n, horizon, targets)`."""
+    names = prepared.target_names
+    coverage, width = {}, {}
+    for level, (lower, upper) in bounds.items():
+        key = intervals.level_key(level)
+        shares = intervals.coverage(true, lower, upper)
+        widths = (upper - lower).reshape(-1, len(names)).mean(axis=0)
+        coverage[key] = {n: float(v) for n, v in zip(names, shares, strict=True)}
+        width[key] = {n: float(v) for n, v in zip(names, widths, strict=True)}
+    return {"interval_coverage": coverage, "interval_width": width}
