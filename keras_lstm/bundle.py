@@ -67,6 +67,9 @@ def preprocessing_dict(prepared, fold_data) -> dict:
         "classes": list(prepared.classes) if prepared.classes is not None else None,
         "other_columns": list(prepared.table.other_columns) if prepared.table else [],
     }
+    if prepared.kind == "series" and (config.data.future_features or config.data.calendar):
+        out["future_features"] = list(config.data.future_features or ())
+        out["calendar"] = list(config.data.calendar or ())
     if prepared.starts is not None:
         out["series_id"] = config.data.series_id
     if fold_data.series_scalers:

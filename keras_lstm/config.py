@@ -27,6 +27,7 @@ from keras_lstm.errors import ConfigError
 from keras_lstm.files import atomic_write_text
 
 TASKS = ("regression", "classification")
+CALENDAR_FEATURES = ("hour", "day_of_week", "day_of_month", "month", "day_of_year")
 SCALERS = ("auto", "window", "sequence", "standard", "minmax", "robust", "none")
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 CELLS = ("lstm", "gru")
@@ -171,6 +172,14 @@ class DataConfig:
         scale_per_series: with many series, fit the scalers on each series' own training rows
             (for series of very different sizes) instead of on all series together.
         label: per-series label column for whole-sequence tasks (constant within a series).
+        future_features: columns whose values over the forecast horizon are known when the
+            forecast is made (calendar flags, holidays, planned prices, weather forecasts). Each
+            enters the model `horizon` rows ahead, so a window's last `horizon` steps carry the
+            values of the steps it forecasts; at prediction time the input's last `horizon`
+            rows hold them (targets empty). Every other column stays past-only.
+        calendar: calendar features derived from `time_column` and encoded cyclically (sin
+            and cos), known in advance like `future_features`: any of `hour`, `day_of_week`,
+            `day_of_month`, `month`, `day_of_year`.
     """
 
     path: str | None = None
@@ -188,6 +197,8 @@ class DataConfig:
     series_id: str | None = None
     label: str | None = None
     scale_per_series: bool = False
+    future_features: tuple[str, ...] | None = None
+    calendar: tuple[str, ...] | None = None
 
     def __post_init__(self):
         _set(self, "path", _optional_str("data.path", self.path))
@@ -211,6 +222,21 @@ class DataConfig:
         _set(self, "label", _optional_str("data.label", self.label))
         if not isinstance(self.scale_per_series, bool):
             _fail("data.scale_per_series", self.scale_per_series, "true or false")
+        _set(self, "future_features", _str_list("data.future_features", self.future_features))
+        _set(self, "calendar", _str_list("data.calendar", self.calendar))
+        for name in self.calendar or ():
+            _choice("data.calendar", name, CALENDAR_FEATURES)
+        known = set(self.future_features or ()) & set(self.targets or ())
+        if known:
+            raise ConfigError(
+                f"Column {sorted(known)[0]!r} is both a target and in `data.future_features`: a "
+                "target is what is not known in advance. Remove it from data.future_features."
+            )
+        if self.calendar and not self.time_column:
+            raise ConfigError(
+                "`data.calendar` derives features from the time column: set `data.time_column` "
+                "to the column of dates and times."
+            )
 
 
 @dataclass(frozen=True)

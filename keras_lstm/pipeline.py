@@ -48,7 +48,22 @@ def summary_table(metrics: dict, task: str) -> str:
     table = "\n".join(
         "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     )
-    return table + "\n" + verdict_line(metrics)
+    return table + "\n" + interval_lines(metrics) + verdict_line(metrics)
+
+
+def interval_lines(metrics: dict) -> str:
+    """One line per interval level: the test coverage beside the nominal level, and the mean
+    width, per target (empty without `training.interval`)."""
+    coverage = metrics["test"].get("interval_coverage") or {}
+    width = metrics["test"].get("interval_width") or {}
+    lines = []
+    for level, per_target in coverage.items():
+        parts = [
+            f"{name} coverage {share:.3f}, mean width {_fmt(width[level][name])}"
+            for name, share in per_target.items()
+        ]
+        lines.append(f"{float(level):.0%} interval (test): {'; '.join(parts)}")
+    return "".join(line + "\n" for line in lines)
 
 
 def verdict_line(metrics: dict) -> str:

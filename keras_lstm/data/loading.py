@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.config import DataConfig
+from keras_lstm.data.future import calendar_columns, input_names, model_inputs
 from keras_lstm.errors import DataError
 
 
@@ -261,6 +263,42 @@ def load_features(
     return frame[list(feature_names)].to_numpy(dtype=np.float32), index
 
 
+def with_future_inputs(table: Table, config: DataConfig) -> Table:
+    """`table` with its future columns (`data.future_features`) and calendar columns
+    (`data.calendar`) moved `horizon` rows ahead, after the past-only columns
+    (`keras_lstm.data.future`); the table itself when there are none.
+
+    Raises:
+        DataError: a calendar feature is constant in this data (e.g. `hour` of daily rows).
+    """
+    future, calendar = list(config.future_features or ()), list(config.calendar or ())
+    if not future and not calendar:
+        return table
+    names = list(table.feature_names)
+    past = [n for n in names if n not in future]
+    columns = [table.features[:, [names.index(c) for c in future]]]
+    if calendar:
+        derived = calendar_columns(table.index, calendar)
+        for name in calendar:
+            if np.ptp(derived[f"{name}_sin"]) == 0 and np.ptp(derived[f"{name}_cos"]) == 0:
+                raise DataError(
+                    f"Calendar feature {name!r} (data.calendar) is constant in this data (the "
+                    f"time column {table.index.name!r} never changes it). Remove it from "
+                    "data.calendar."
+                )
+        columns.append(np.stack(list(derived.values()), axis=1))
+    features = model_inputs(
+        table.features[:, [names.index(c) for c in past]],
+        np.concatenate(columns, axis=1),
+        config.horizon,
+    )
+    return dataclasses.replace(
+        table,
+        features=features,
+        feature_names=tuple(input_names(past, future, calendar, config.horizon)),
+    )
+
+
 def load_table(
     source: str | os.PathLike | pd.DataFrame | None,
     config: DataConfig,
@@ -311,6 +349,14 @@ def load_table(
     if task == "classification":
         skip |= set(config.targets)
     features = select_features(frame, config.features, skip)
+    future = list(config.future_features or ())
+    absent = [c for c in future if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"Future column {absent[0]!r} (data.future_features) is not in the data. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    features += [c for c in future if c not in features]
     numeric = list(
         dict.fromkeys(features + ([] if task == "classification" else list(config.targets)))
     )

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from keras_lstm.data import future as ahead
 from keras_lstm.data import intervals as conformal
 from keras_lstm.data.loading import (
     _apply_missing,
@@ -341,11 +342,74 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class SeriesPreprocessing(Preprocessing):
-    """One table: every complete window of `lookback` rows is a sample."""
+    """One table: every complete window of `lookback` rows is a sample.
+
+    With `future_features` or `calendar` (`keras_lstm.data.future`) the input's last `horizon`
+    rows hold the future inputs of the steps to forecast (targets and past-only columns may be
+    empty there), and every window's future channels are read `horizon` rows ahead.
+    """
 
     kind: ClassVar[str] = "series"
+    future_features: tuple[str, ...] = ()
+    calendar: tuple[str, ...] = ()
+
+    @property
+    def past_features(self) -> tuple[str, ...]:
+        """The raw columns fed as they are (all features without future inputs)."""
+        ahead_count = len(self.future_features) + 2 * len(self.calendar)
+        return self.feature_names[: len(self.feature_names) - ahead_count]
+
+    def _future_rows(self, source) -> tuple[np.ndarray, pd.Index]:
+        """Model input rows of an input whose last `horizon` rows hold the future inputs."""
+        if not isinstance(source, (pd.DataFrame, str)) and not hasattr(source, "__fspath__"):
+            raise DataError(
+                "A model with known future inputs takes a DataFrame or CSV path whose last "
+                f"horizon = {self.horizon} rows hold the future values; received "
+                f"{type(source).__name__}."
+            )
+        frame = read_frame(source)
+        frame.columns = [str(c) for c in frame.columns]
+        future = list(self.future_features)
+        absent = [c for c in future if c not in frame.columns]
+        if absent:
+            raise DataError(
+                f"Future column {absent[0]!r}, used in training, is missing from the input. "
+                f"Expected columns: {', '.join([*self.past_features, *future])}."
+            )
+        ahead.check_future_rows(frame, future, self.horizon)
+        history = frame.iloc[: -self.horizon]
+        past, _ = load_features(
+            history,
+            list(self.past_features),
+            allowed=[*self.target_names, self.time_column, *self.other_columns, *future],
+            time_column=self.time_column,
+            missing=self.missing,
+            lookback=self.lookback,
+        )
+        if len(past) != len(history):
+            raise DataError(
+                "Rows with missing past values cannot be dropped (data.missing: drop) when the "
+                "model has known future inputs: the rows would no longer line up with them. "
+                "Fill the missing values first."
+            )
+        index = pd.RangeIndex(len(frame))
+        if self.time_column and self.time_column in frame.columns:
+            index = pd.Index(_parse_times(frame, self.time_column), name=self.time_column)
+        elif self.calendar:
+            raise DataError(
+                f"Time column {self.time_column!r} is missing from the input: the model's "
+                f"calendar features ({', '.join(self.calendar)}) are computed from it, for the "
+                "future rows too."
+            )
+        columns = [frame[future].to_numpy(dtype=np.float32)]
+        if self.calendar:
+            derived = ahead.calendar_columns(index, self.calendar)
+            columns.append(np.stack(list(derived.values()), axis=1))
+        return ahead.model_inputs(past, np.concatenate(columns, axis=1), self.horizon), index
 
     def _rows(self, source) -> tuple[np.ndarray, pd.Index]:
+        if self.future_features or self.calendar:
+            return self._future_rows(source)
         if isinstance(source, np.ndarray):
             values = np.asarray(source)
             if not np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.config import Config
-from keras_lstm.data.loading import Table, load_table, read_frame
+from keras_lstm.data.loading import Table, load_table, read_frame, with_future_inputs
 from keras_lstm.data.scaling import Scaler
 from keras_lstm.data.sequences import (
     PAD_VALUE,
@@ -357,9 +357,8 @@ def _prepare_panel(config: Config, data) -> Prepared:
     tables, ids = [], []
     for key, group in frame.groupby(d.series_id, sort=False):
         try:
-            tables.append(
-                load_table(group.reset_index(drop=True), d, config.task, check_constant=False)
-            )
+            one = load_table(group.reset_index(drop=True), d, config.task, check_constant=False)
+            tables.append(with_future_inputs(one, d))
         except DataError as err:
             raise DataError(f"Series {key!r}: {err}") from None
         ids.append(key)
@@ -416,6 +415,11 @@ def prepare(config: Config, data=None, first_target: int | None = None) -> Prepa
 
 def _prepare_any(config: Config, data, first_target: int | None) -> Prepared:
     if config.model.embedding or config.data.label or isinstance(data, tuple):
+        if config.data.future_features or config.data.calendar:
+            raise ConfigError(
+                "`data.future_features` and `data.calendar` are inputs known ahead of a "
+                "forecast; whole sequences and texts have no forecast horizon. Remove them."
+            )
         if config.data.label and not config.data.series_id and not isinstance(data, tuple):
             raise ConfigError(
                 "`data.label` (one label per sequence) needs `data.series_id` to say which rows "
@@ -440,6 +444,7 @@ def _prepare_any(config: Config, data, first_target: int | None) -> Prepared:
         test = load_table(config.data.test_path, config.data, config.task)
         test_start = len(table)
         table = _concat(table, test)
+    table = with_future_inputs(table, config.data)
     plan = plan_splits(len(table), config.data, config.training, test_start, first_target)
     if config.task != "classification":
         return Prepared(config, table, plan)
