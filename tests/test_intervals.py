@@ -13,6 +13,7 @@ from keras_lstm.data import intervals
 from keras_lstm.data.preprocessing import Preprocessing, SeriesPreprocessing
 from keras_lstm.data.scaling import Scaler
 from keras_lstm.errors import ConfigError
+from keras_lstm.pipeline import summary_table
 from keras_lstm.training import fit
 
 NOISE = 0.3
@@ -127,6 +128,10 @@ def test_test_coverage_of_a_series_with_known_noise_is_near_nominal(fitted):
     lower, upper = bundle.report["test_bounds"][0.9]
     true = bundle.report["test_true"]
     assert coverage == pytest.approx(np.mean((true >= lower) & (true <= upper)))
+    # the run's summary says it too
+    assert f"90% interval (test): y coverage {coverage:.3f}" in summary_table(
+        bundle.metrics, "regression"
+    )
 
 
 def test_bundle_bounds_are_point_plus_offset_times_window_spread(fitted, tmp_path):

@@ -141,3 +141,23 @@ def test_scale_per_series_uses_each_series_own_training_rows(tmp_path):
         lite.predict(m2.drop(columns="meter"))  # rows that do not say which series they are
     # rows with the series column name their series themselves
     np.testing.assert_array_equal(lite.predict(m2), lite.predict(m2, series="m2"))
+
+
+def test_intervals_of_series_scaled_one_by_one_scale_with_each_series():
+    """With `data.scale_per_series`, each window's spread goes back to real units through its
+    own series' scaler: a meter ten times larger gets intervals ten times wider."""
+    frame = _meters(lengths=(120, 120))
+    frame.loc[frame.meter == "m1", "load"] = frame.loc[frame.meter == "m0", "load"].to_numpy() * 10
+    config = {
+        **CONFIG,
+        "data": {**CONFIG["data"], "scale_per_series": True, "horizon": 1},
+        "training": {**CONFIG["training"], "interval": 0.8},
+    }
+    bundle = fit(config, frame.drop(columns="size"), verbose=0)
+    out = bundle.predict(frame.drop(columns="size"))
+    half = (out.load_upper - out.load_lower).groupby(out.meter).mean()
+    assert half["m1"] / half["m0"] == pytest.approx(10, rel=0.05)
+    coverage = bundle.metrics["test"]["interval_coverage"]["0.8"]["load"]
+    lower, upper = bundle.report["test_bounds"][0.8]
+    true = bundle.report["test_true"]
+    assert coverage == pytest.approx(np.mean((true >= lower) & (true <= upper)))
