@@ -1,5 +1,7 @@
 """Multi-step (direct) forecaster: the next 24 hours of an electricity-load-like series from the
-last 72 hours, with calendar features (hour of day and day of week as sine/cosine pairs).
+last 72 hours, with inputs known in advance (the calendar, and a temperature forecast for the
+day ahead) and 90% prediction intervals; then tomorrow's forecast from the history and
+tomorrow's known inputs.
 
     python examples/multistep_load.py [--epochs N] [--out DIR]
 """
@@ -27,17 +29,7 @@ def make_data(days=120, seed=0):
         + 4 * np.abs(temp - 15)
         + rng.normal(0, 10, len(time))
     )
-    return pd.DataFrame(
-        {
-            "time": time.strftime("%Y-%m-%d %H:%M"),
-            "load": load,
-            "temp": temp,
-            "hour_sin": np.sin(2 * np.pi * hour / 24),
-            "hour_cos": np.cos(2 * np.pi * hour / 24),
-            "week_sin": np.sin(2 * np.pi * weekday / 7),
-            "week_cos": np.cos(2 * np.pi * weekday / 7),
-        }
-    )
+    return pd.DataFrame({"time": time.strftime("%Y-%m-%d %H:%M"), "load": load, "temp": temp})
 
 
 def main(argv=None):
@@ -55,14 +47,32 @@ def main(argv=None):
                 "horizon": 24,
                 "stride": 2,
                 "season": 24,
+                "future_features": ["temp"],  # a temperature forecast, known a day ahead
+                "calendar": ["hour", "day_of_week"],  # derived from `time`, sin and cos
             },
             "model": {"units": [48, 24], "dropout": 0.1, "dense_units": [32]},
-            "training": {"epochs": args.epochs, "cv_splits": 3, "batch_size": 64},
+            "training": {
+                "epochs": args.epochs,
+                "cv_splits": 3,
+                "batch_size": 64,
+                "interval": 0.9,
+            },
         }
     )
-    bundle = keras_lstm.fit(config, make_data(), out_dir=args.out, verbose=0)
+    data = make_data()
+    history, tomorrow = data.iloc[:-24], data.iloc[-24:]
+    bundle = keras_lstm.fit(config, history, out_dir=args.out, verbose=0)
     bundle.save(f"{args.out}/bundle")
     print(summary_table(bundle.metrics, config.task))
+    # tomorrow: the last 72 hours, then 24 rows with the known inputs and no load
+    rows = pd.concat([history.tail(72), tomorrow.assign(load=np.nan)], ignore_index=True)
+    forecast = bundle.predict(rows).iloc[-1]
+    print("tomorrow 00:00-02:00 (forecast, 90% interval, actual):")
+    for k in range(1, 4):
+        print(
+            f"  {forecast[f'load@t+{k}']:.0f} [{forecast[f'load@t+{k}_lower']:.0f}, "
+            f"{forecast[f'load@t+{k}_upper']:.0f}]  {tomorrow.load.iloc[k - 1]:.0f}"
+        )
     return bundle.metrics
 
 
