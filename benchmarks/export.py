@@ -104,9 +104,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="instead: int8 per factory architecture, with what each keeps in float",
     )
+    parser.add_argument(
+        "--only", nargs="*", choices=list(ARCHITECTURES), help="with --architectures: these"
+    )
     args = parser.parse_args(argv)
     if args.architectures:
-        return architectures(args.epochs, Path(args.out or tempfile.mkdtemp(prefix="arch-")))
+        out = Path(args.out or tempfile.mkdtemp(prefix="arch-"))
+        return architectures(args.epochs, out, args.only)
 
     from tflite_export import export
 
@@ -165,14 +169,16 @@ ARCHITECTURES = {
 }
 
 
-def architectures(epochs: int, out: Path) -> int:
-    """int8 and int8-full of each architecture beside its float32 file: parity, size, and what
-    stayed in float."""
+def architectures(epochs: int, out: Path, only=None) -> int:
+    """int8 and int8-full of each architecture (or of those in `only`) beside its float32 file:
+    parity, size, and what stayed in float."""
     from tflite_export import export
 
     print("| model | mode | rel. RMSE | size x float32 | recipe | kept in float (share of file) |")
     print("| --- | --- | ---: | ---: | --- | --- |")
     for name, options in ARCHITECTURES.items():
+        if only and name not in only:
+            continue
         options = dict(options)
         units = options.pop("units")
         cell = options.pop("cell", "lstm")

@@ -87,14 +87,18 @@ def run_one(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
 
 def table(rows: list[dict]) -> str:
     """A Markdown table: per series, coverage and width at each level, for each variant."""
-    head = ["series", "RMSE", "test windows"]
+    head = ["series", "RMSE", "test windows", "s.e. at 0.8 / 0.9"]
     for variant in ("default", "absolute", "last_folds"):
         for level in LEVELS:
             head.append(f"{variant} {level:g}: coverage / width")
     lines = ["| " + " | ".join(head) + " |", "| --- " + "| ---: " * (len(head) - 1) + "|"]
     gaps = {v: {lv: [] for lv in LEVELS} for v in ("default", "absolute", "last_folds")}
     for row in rows:
-        cells = [row["series"], f"{row['rmse']:.4g}", str(row["test_windows"])]
+        # the binomial standard error of an exactly calibrated interval's coverage: the gap
+        # that the test part's size alone leaves (one-step test targets are one per window)
+        n = row["test_windows"]
+        se = " / ".join(f"{np.sqrt(level * (1 - level) / n):.3f}" for level in LEVELS)
+        cells = [row["series"], f"{row['rmse']:.4g}", str(n), se]
         for variant in gaps:
             for level in LEVELS:
                 got = row[variant][intervals.level_key(level)]
@@ -102,6 +106,14 @@ def table(rows: list[dict]) -> str:
                 cells.append(f"{got['coverage']:.3f} / {got['width']:.4g}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    ses = {
+        level: np.mean([np.sqrt(level * (1 - level) / r["test_windows"]) for r in rows])
+        for level in LEVELS
+    }
+    lines.append(
+        "- exactly calibrated intervals would still miss by about the standard error: mean "
+        + ", ".join(f"{level:g}: {se:.3f}" for level, se in ses.items())
+    )
     for variant, per_level in gaps.items():
         text = ", ".join(
             f"{level:g}: mean coverage {level + np.mean(g):.3f} "
