@@ -303,6 +303,20 @@ def table(rows: list[dict], data_dir: Path, with_hw: bool = True) -> str:
     return "\n".join(lines)
 
 
+def set_threads(threads: int | None) -> None:
+    """TensorFlow's intra- and inter-op threads (1 lets two runs share two cores)."""
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows a benchmark appended with `--jsonl`."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", nargs="*", default=list(SERIES), choices=list(SERIES))
@@ -322,11 +336,7 @@ def main(argv=None) -> int:
         "--threads", type=int, help="TensorFlow threads (1 lets two runs share two cores)"
     )
     args = parser.parse_args(argv)
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    set_threads(args.threads)
     overrides = _parse_overrides(args.set)
     if args.classifiers is not None:
         rows = _run_all(args.classifiers or list(CLASSIFIERS), run_classifier, args, overrides)

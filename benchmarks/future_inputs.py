@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import SHARED, series_config  # noqa: E402
+from accuracy import SHARED, read_jsonl, series_config, set_threads  # noqa: E402
 
 from keras_lstm.training import fit  # noqa: E402
 
@@ -75,14 +75,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="TensorFlow threads")
     args = parser.parse_args(argv)
     if args.from_jsonl:
-        rows = [json.loads(line) for line in args.from_jsonl.read_text().splitlines() if line]
-        print(table(rows))
+        print(table(read_jsonl(args.from_jsonl)))
         return 0
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    set_threads(args.threads)
     rows = []
     for variant in [args.only] if args.only else list(VARIANTS):
         row = run_one(variant, args.seed, args.data)

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import SERIES, SHARED, series_config  # noqa: E402
+from accuracy import SERIES, SHARED, read_jsonl, series_config, set_threads  # noqa: E402
 
 from keras_lstm.data import intervals  # noqa: E402
 from keras_lstm.training import fit  # noqa: E402
@@ -136,14 +136,9 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     if args.from_jsonl:
-        rows = [json.loads(line) for line in args.from_jsonl.read_text().splitlines() if line]
-        print(table(rows))
+        print(table(read_jsonl(args.from_jsonl)))
         return 0
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    set_threads(args.threads)
     rows = []
     for name in args.series:
         row = run_one(name, args.seed, args.data, {})
