@@ -88,6 +88,21 @@ def calendar_columns(times, calendar) -> dict[str, np.ndarray]:
     return out
 
 
+def known_inputs(future: np.ndarray, times, calendar) -> np.ndarray:
+    """The columns known ahead, in input order: the future columns' values `(rows, n)`, then
+    the calendar columns of `times` (`calendar_columns`).
+
+    Example:
+        >>> times = pd.DatetimeIndex(["2024-01-01 06:00"])
+        >>> known_inputs(np.full((1, 1), 7.0), times, ("hour",)).round(3).tolist()
+        [[7.0, 1.0, 0.0]]
+    """
+    columns = [np.asarray(future, np.float32).reshape(len(times), -1)]
+    if calendar:
+        columns.append(np.stack(list(calendar_columns(times, calendar).values()), axis=1))
+    return np.concatenate(columns, axis=1)
+
+
 def ahead(values: np.ndarray, horizon: int) -> np.ndarray:
     """`values` `(rows, columns)` moved `horizon` rows up: row `t` holds row `t + horizon`. The
     last `horizon` rows, whose future lies past the data, repeat the last row; no valid window
@@ -146,5 +161,6 @@ __all__ = [
     "check_future_rows",
     "future_name",
     "input_names",
+    "known_inputs",
     "model_inputs",
 ]

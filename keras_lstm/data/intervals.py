@@ -58,10 +58,10 @@ def window_spreads(windows: np.ndarray, channels, scale=None) -> np.ndarray:
     return spread
 
 
-def scores(true: np.ndarray, pred: np.ndarray, spreads: np.ndarray) -> np.ndarray:
-    """Nonconformity scores `(n, horizon, targets)`: `|true - pred| / spread`."""
-    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
-    return np.abs(true - pred) / np.asarray(spreads, np.float64)[:, None, :]
+def scores(residuals, spreads) -> np.ndarray:
+    """Nonconformity scores `(n, horizon, targets)`: absolute errors `|true - forecast|`
+    `(n, horizon, targets)` over their windows' `spreads` `(n, targets)`."""
+    return np.asarray(residuals, np.float64) / np.asarray(spreads, np.float64)[:, None, :]
 
 
 def spread_rows(n: int, most: int = SCORES_PER_FOLD) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.config import DataConfig
-from keras_lstm.data.future import calendar_columns, input_names, model_inputs
+from keras_lstm.data.future import input_names, known_inputs, model_inputs
 from keras_lstm.errors import DataError
 
 
@@ -276,21 +276,17 @@ def with_future_inputs(table: Table, config: DataConfig) -> Table:
         return table
     names = list(table.feature_names)
     past = [n for n in names if n not in future]
-    columns = [table.features[:, [names.index(c) for c in future]]]
-    if calendar:
-        derived = calendar_columns(table.index, calendar)
-        for name in calendar:
-            if np.ptp(derived[f"{name}_sin"]) == 0 and np.ptp(derived[f"{name}_cos"]) == 0:
-                raise DataError(
-                    f"Calendar feature {name!r} (data.calendar) is constant in this data (the "
-                    f"time column {table.index.name!r} never changes it). Remove it from "
-                    "data.calendar."
-                )
-        columns.append(np.stack(list(derived.values()), axis=1))
+    known = known_inputs(table.features[:, [names.index(c) for c in future]], table.index, calendar)
+    for i, name in enumerate(calendar):  # each feature's sin and cos, after the future columns
+        pair = known[:, len(future) + 2 * i : len(future) + 2 * i + 2]
+        if np.ptp(pair, axis=0).max() == 0:
+            raise DataError(
+                f"Calendar feature {name!r} (data.calendar) is constant in this data (the "
+                f"time column {table.index.name!r} never changes it). Remove it from "
+                "data.calendar."
+            )
     features = model_inputs(
-        table.features[:, [names.index(c) for c in past]],
-        np.concatenate(columns, axis=1),
-        config.horizon,
+        table.features[:, [names.index(c) for c in past]], known, config.horizon
     )
     return dataclasses.replace(
         table,

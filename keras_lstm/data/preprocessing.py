@@ -256,10 +256,10 @@ class Preprocessing:
         out = self.frame(self._run(run, inputs), index)
         return self._with_bounds(out, inputs) if self.intervals else out
 
-    def spreads(self, inputs) -> np.ndarray:
-        """Each scaled input window's spread per target in real units, what the intervals'
-        offsets are multiplied by (ones when the intervals are absolute)."""
-        channels = (self.intervals or {}).get("spread_channels")
+    def spreads(self, inputs, channels) -> np.ndarray:
+        """Each scaled input window's spread per target in real units, read from the input
+        `channels` of the targets (`intervals.window_spreads`): what the intervals' offsets are
+        multiplied by. `channels=None`: ones (absolute intervals)."""
         if channels is None:
             return np.ones((len(inputs), len(self.target_names)))
         scale = self.feature_scaler.scale if self.feature_scaler is not None else None
@@ -270,7 +270,7 @@ class Preprocessing:
         of the scaled `inputs`; empty without intervals."""
         if not self.intervals:
             return {}
-        spreads = self.spreads(inputs)
+        spreads = self.spreads(inputs, self.intervals["spread_channels"])
         return {
             level: conformal.bounds(point, spreads, self.intervals, level)
             for level in self.intervals["levels"]
@@ -279,23 +279,22 @@ class Preprocessing:
     def _with_bounds(self, out: pd.DataFrame, inputs) -> pd.DataFrame:
         """`out` with `COLUMN_lower` / `COLUMN_upper` after each forecast column (with several
         levels, `COLUMN_lower_80`, ...: the level in percent)."""
-        columns = list(out.columns)
-        out = out.copy()
         point = out.to_numpy(dtype=np.float64).reshape(len(out), -1, len(self.target_names))
-        levels = self.intervals["levels"]
-        for level, (lower, upper) in self.bounds(point, inputs).items():
-            tag = "" if len(levels) == 1 else f"_{level * 100:g}"
-            lower, upper = lower.reshape(len(out), -1), upper.reshape(len(out), -1)
-            for i, name in enumerate(columns):
-                out[f"{name}_lower{tag}"] = lower[:, i]
-                out[f"{name}_upper{tag}"] = upper[:, i]
-        order = []
-        for name in columns:
-            order.append(name)
-            for level in levels:
-                tag = "" if len(levels) == 1 else f"_{level * 100:g}"
-                order += [f"{name}_lower{tag}", f"{name}_upper{tag}"]
-        return out[order]
+        several = len(self.intervals["levels"]) > 1
+        bands = {
+            f"_{level * 100:g}" if several else "": (
+                lower.reshape(len(out), -1),
+                upper.reshape(len(out), -1),
+            )
+            for level, (lower, upper) in self.bounds(point, inputs).items()
+        }
+        columns = {}
+        for i, name in enumerate(out.columns):
+            columns[name] = out[name].to_numpy()
+            for tag, (lower, upper) in bands.items():
+                columns[f"{name}_lower{tag}"] = lower[:, i]
+                columns[f"{name}_upper{tag}"] = upper[:, i]
+        return pd.DataFrame(columns, index=out.index)
 
     def values(self, source, run: Run, *, fixed_length: bool = False) -> np.ndarray:
         """Like `predict`, as an array: `(n, horizon, targets)` in real units, or class
@@ -361,13 +360,7 @@ class SeriesPreprocessing(Preprocessing):
 
     def _future_rows(self, source) -> tuple[np.ndarray, pd.Index]:
         """Model input rows of an input whose last `horizon` rows hold the future inputs."""
-        if not isinstance(source, (pd.DataFrame, str)) and not hasattr(source, "__fspath__"):
-            raise DataError(
-                "A model with known future inputs takes a DataFrame or CSV path whose last "
-                f"horizon = {self.horizon} rows hold the future values; received "
-                f"{type(source).__name__}."
-            )
-        frame = read_frame(source)
+        frame = read_frame(source)  # a DataFrame or CSV path; raw arrays have no future rows
         frame.columns = [str(c) for c in frame.columns]
         future = list(self.future_features)
         absent = [c for c in future if c not in frame.columns]
@@ -401,11 +394,8 @@ class SeriesPreprocessing(Preprocessing):
                 f"calendar features ({', '.join(self.calendar)}) are computed from it, for the "
                 "future rows too."
             )
-        columns = [frame[future].to_numpy(dtype=np.float32)]
-        if self.calendar:
-            derived = ahead.calendar_columns(index, self.calendar)
-            columns.append(np.stack(list(derived.values()), axis=1))
-        return ahead.model_inputs(past, np.concatenate(columns, axis=1), self.horizon), index
+        known = ahead.known_inputs(frame[future].to_numpy(np.float32), index, self.calendar)
+        return ahead.model_inputs(past, known, self.horizon), index
 
     def _rows(self, source) -> tuple[np.ndarray, pd.Index]:
         if self.future_features or self.calendar:

@@ -287,11 +287,16 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
         }
     val_loss = float(np.mean((raw - y) ** 2))
     pred = pre.real(raw)
+    # each window's spread per target in real units: what interval offsets are scaled by
+    channels = interval_channels(prepared)
+    spreads = pre.spreads(x, channels)
     if fold_data.series_scalers:  # each series back to its own units
         series = prepared.row_series(rows).astype(str)
         for key in np.unique(series):
             chosen = series == key
-            pred[chosen] = pre.one_series(key).real(raw[chosen])
+            one = pre.one_series(key)
+            pred[chosen] = one.real(raw[chosen])
+            spreads[chosen] = one.spreads(x[chosen], channels)
     if prepared.kind != "series":  # one value per whole sequence
         true = prepared.labels[rows][:, None, None]
         mean = np.full_like(true, prepared.labels[fold.train].mean())
@@ -302,11 +307,10 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
             "val_loss": val_loss,
             "true": true,
             "pred": pred.reshape(true.shape),
-            "spreads": np.ones((len(true), 1)),
+            "spreads": spreads,
         }
     data, table = prepared.config.data, prepared.table
     true = table.targets[rows[:, None] + np.arange(data.horizon)].astype(np.float64)
-    spreads = _window_spreads(prepared, fold_data, rows, x)
     starts = prepared.row_starts(rows)
     scale = _mase_scale(prepared, fold)
     names = table.target_names
@@ -340,24 +344,6 @@ def interval_channels(prepared: Prepared) -> tuple[int, ...] | None:
     if prepared.kind != "series" or prepared.classes is not None:
         return None
     return prepared.window_channels or None
-
-
-def _window_spreads(prepared: Prepared, fold_data: FoldData, rows, x) -> np.ndarray:
-    """Each window's spread per target in real units (`intervals.window_spreads`), through the
-    scaler that scaled it (each series' own with `data.scale_per_series`)."""
-    channels = interval_channels(prepared)
-    if channels is None:
-        return np.ones((len(rows), len(prepared.target_names)))
-    if not fold_data.series_scalers:
-        scale = fold_data.feature_scaler.scale if fold_data.feature_scaler else None
-        return intervals.window_spreads(x, channels, scale)
-    out = np.empty((len(rows), len(channels)))
-    series = prepared.row_series(rows).astype(str)
-    for key in np.unique(series):
-        chosen = series == key
-        scale = fold_data.series_scalers[key][0].scale
-        out[chosen] = intervals.window_spreads(x[chosen], channels, scale)
-    return out
 
 
 def _mase_scale(prepared: Prepared, fold: Fold) -> np.ndarray:
@@ -646,9 +632,7 @@ def calibrate_intervals(prepared: Prepared, cv: CVResult) -> dict:
             "training.interval needs each fold's validation residuals, and a cross-validation "
             "result without them was given: run cross_validate with training.interval set."
         )
-    pooled = np.concatenate(
-        [np.asarray(p["residuals"]) / np.asarray(p["spreads"])[:, None, :] for p in parts]
-    )
+    pooled = np.concatenate([intervals.scores(p["residuals"], p["spreads"]) for p in parts])
     return intervals.calibrate(
         pooled, prepared.config.training.interval, interval_channels(prepared)
     )
