@@ -312,6 +312,29 @@ def set_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every suite benchmark takes: `--data`, `--jsonl`, `--threads`."""
+    parser.add_argument("--data", type=Path, default=SHARED, help="the development data folder")
+    parser.add_argument("--jsonl", type=Path, help="append each run's figures to this file")
+    parser.add_argument(
+        "--threads", type=int, help="TensorFlow threads (1 lets two runs share two cores)"
+    )
+
+
+def collect(jobs, run, describe, jsonl: Path | None) -> list[dict]:
+    """`run(job)` for each job: a line printed (`describe(row)`) and a JSON line appended to
+    `jsonl` as each finishes, so a stopped benchmark keeps what it measured."""
+    rows = []
+    for job in jobs:
+        row = run(job)
+        rows.append(row)
+        print(describe(row), flush=True)
+        if jsonl:
+            with open(jsonl, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+    return rows
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """The rows a benchmark appended with `--jsonl`."""
     return [json.loads(line) for line in path.read_text().splitlines() if line]
@@ -328,13 +351,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one")
-    parser.add_argument("--data", type=Path, default=SHARED, help="the development data folder")
     parser.add_argument("--set", action="append", help="config override, e.g. data.scaler=window")
-    parser.add_argument("--jsonl", type=Path, help="append each run's figures to this file")
     parser.add_argument("--no-hw", action="store_true", help="skip Holt-Winters")
-    parser.add_argument(
-        "--threads", type=int, help="TensorFlow threads (1 lets two runs share two cores)"
-    )
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     set_threads(args.threads)
     overrides = _parse_overrides(args.set)
@@ -363,20 +382,16 @@ def _describe(row: dict) -> str:
 
 def _run_all(names: list[str], runner, args, overrides: dict) -> list[dict]:
     """Every name and seed through `runner`, a line printed (and a JSON line written) each."""
-    rows = []
-    for name in names:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            row = runner(name, seed, args.data, overrides)
-            rows.append(row)
-            print(
-                f"{name} seed {seed}: {_describe(row)}, refit {row['refit_epochs']} epochs, "
-                f"{row['seconds']:.0f} s",
-                flush=True,
-            )
-            if args.jsonl:
-                with open(args.jsonl, "a") as handle:
-                    handle.write(json.dumps(row) + "\n")
-    return rows
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    return collect(
+        [(name, seed) for name in names for seed in seeds],
+        lambda job: runner(*job, args.data, overrides),
+        lambda row: (
+            f"{row['series']} seed {row['seed']}: {_describe(row)}, refit "
+            f"{row['refit_epochs']} epochs, {row['seconds']:.0f} s"
+        ),
+        args.jsonl,
+    )
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import SHARED, read_jsonl, series_config, set_threads  # noqa: E402
+from accuracy import add_run_arguments, collect, read_jsonl, series_config, set_threads  # noqa: E402
 
 from keras_lstm.training import fit  # noqa: E402
 
@@ -69,23 +68,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=list(VARIANTS), help="run one variant")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=SHARED, help="the development data folder")
-    parser.add_argument("--jsonl", type=Path, help="append each run's figures to this file")
     parser.add_argument("--from-jsonl", type=Path, help="only print the table of these rows")
-    parser.add_argument("--threads", type=int, help="TensorFlow threads")
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     if args.from_jsonl:
         print(table(read_jsonl(args.from_jsonl)))
         return 0
     set_threads(args.threads)
-    rows = []
-    for variant in [args.only] if args.only else list(VARIANTS):
-        row = run_one(variant, args.seed, args.data)
-        rows.append(row)
-        print(f"{variant}: rmse {row['rmse']:.1f}, {row['seconds']:.0f} s", flush=True)
-        if args.jsonl:
-            with open(args.jsonl, "a") as handle:
-                handle.write(json.dumps(row) + "\n")
+    rows = collect(
+        [args.only] if args.only else list(VARIANTS),
+        lambda variant: run_one(variant, args.seed, args.data),
+        lambda row: f"{row['variant']}: rmse {row['rmse']:.1f}, {row['seconds']:.0f} s",
+        args.jsonl,
+    )
     print()
     print(table(rows))
     return 0

@@ -18,7 +18,6 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import SERIES, SHARED, read_jsonl, series_config, set_threads  # noqa: E402
+from accuracy import (
+    SERIES,
+    add_run_arguments,
+    collect,
+    read_jsonl,
+    series_config,
+    set_threads,
+)  # noqa: E402
 
 from keras_lstm.data import intervals  # noqa: E402
 from keras_lstm.training import fit  # noqa: E402
@@ -128,30 +134,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", nargs="*", default=list(SERIES), choices=list(SERIES))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=SHARED, help="the development data folder")
-    parser.add_argument("--jsonl", type=Path, help="append each run's figures to this file")
     parser.add_argument("--from-jsonl", type=Path, help="only print the table of these rows")
-    parser.add_argument(
-        "--threads", type=int, help="TensorFlow threads (1 lets two runs share two cores)"
-    )
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     if args.from_jsonl:
         print(table(read_jsonl(args.from_jsonl)))
         return 0
     set_threads(args.threads)
-    rows = []
-    for name in args.series:
-        row = run_one(name, args.seed, args.data, {})
-        rows.append(row)
-        got = row["default"]
-        print(
-            f"{name}: rmse {row['rmse']:.4g}, 0.8 coverage {got['0.8']['coverage']:.3f}, "
-            f"0.9 coverage {got['0.9']['coverage']:.3f}, {row['seconds']:.0f} s",
-            flush=True,
-        )
-        if args.jsonl:
-            with open(args.jsonl, "a") as handle:
-                handle.write(json.dumps(row) + "\n")
+    rows = collect(
+        args.series,
+        lambda name: run_one(name, args.seed, args.data, {}),
+        lambda row: (
+            f"{row['series']}: rmse {row['rmse']:.4g}, 0.8 coverage "
+            f"{row['default']['0.8']['coverage']:.3f}, 0.9 coverage "
+            f"{row['default']['0.9']['coverage']:.3f}, {row['seconds']:.0f} s"
+        ),
+        args.jsonl,
+    )
     print()
     print(table(rows))
     return 0
