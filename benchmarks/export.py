@@ -107,10 +107,21 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--only", nargs="*", choices=list(ARCHITECTURES), help="with --architectures: these"
     )
+    parser.add_argument(
+        "--calibration",
+        nargs="*",
+        metavar="SERIES",
+        help="instead: the all-integer parity at several calibration margins, for each "
+        "architecture (or --only) and for the defaults fitted on these suite series",
+    )
+    parser.add_argument("--margins", nargs="*", type=float, default=[0.0, 0.05, 0.1, 0.2])
+    parser.add_argument("--data", default="../shared/data", help="the development data folder")
     args = parser.parse_args(argv)
     if args.architectures:
         out = Path(args.out or tempfile.mkdtemp(prefix="arch-"))
         return architectures(args.epochs, out, args.only)
+    if args.calibration is not None:
+        return calibration(args.epochs, args.only, args.calibration, args.margins, args.data)
 
     from tflite_export import export
 
@@ -194,6 +205,55 @@ def architectures(epochs: int, out: Path, only=None) -> int:
                 f"| {ops} ({kept['float_weights_share']:.0%}) |",
                 flush=True,
             )
+    return 0
+
+
+def integer_parity(bundle, margins) -> list[float]:
+    """Relative RMSE against Keras of the all-integer recipe (`integer-lstm`, or
+    `window-integer` for a window-normalized model) at each calibration margin, on the
+    bundle's test windows; one calibration run per margin."""
+    from tflite_export import runtime
+    from tflite_export.convert import calibrate, quantize, recipes
+    from tflite_export.forward import build_forward, is_window_normalized
+
+    forward, _ = build_forward(bundle.model, bundle.preprocessing.get("lookback"))
+    window = is_window_normalized(bundle.model)
+    representative = bundle.sample_windows(1000, "train")
+    validation = bundle.sample_windows(256, "test")
+    keras = bundle.model(validation, training=False).numpy().reshape(len(validation), -1)
+    results = []
+    for margin in margins:
+        calibrated = calibrate(forward, representative, margin)
+        content, _ = quantize(calibrated, "int8", recipes("int8", window)[0], window)
+        lite = runtime.run_windows(runtime.interpreter(content), validation)
+        difference = lite.reshape(keras.shape) - keras
+        results.append(float(np.sqrt(np.mean(difference**2)) / np.std(keras)))
+    return results
+
+
+def calibration(epochs: int, only, series, margins, data: str) -> int:
+    """The all-integer relative RMSE at each margin: the Seattle architectures (or `only`),
+    then the defaults fitted on each suite series (one seed)."""
+    import accuracy
+
+    from keras_lstm import fit
+    from keras_lstm.config import load_config
+
+    print("| model | " + " | ".join(f"margin {m:g}" for m in margins) + " |")
+    print("| --- | " + " | ".join("---:" for _ in margins) + " |")
+    for name, options in ARCHITECTURES.items():
+        if only is not None and name not in only:
+            continue
+        options = dict(options)
+        units = options.pop("units")
+        bundle, _ = trained_bundle(epochs, options.pop("cell", "lstm"), units=units, **options)
+        values = integer_parity(bundle, margins)
+        print(f"| seattle {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
+    for name in series:
+        config = load_config(accuracy.series_config(name, 0, Path(data), {}))
+        bundle = fit(config, verbose=0)
+        values = integer_parity(bundle, margins)
+        print(f"| {name}, defaults | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
     return 0
 
 

@@ -78,6 +78,7 @@ def test_replace_dotted_keys():
         ({"model": {"units": [0]}}, r"model.units\[0\].*>= 1"),
         ({"model": {"dropout": 1.0}}, r"model.dropout.*\[0.0, 1.0\)"),
         ({"model": {"dropout": -0.1}}, r"model.dropout"),
+        ({"export": {"calibration_margin": -0.1}}, r"export.calibration_margin.*>= 0"),
         ({"model": {"cell": "lstn"}}, r"model.cell.*Did you mean 'lstm'"),
         ({"task": "forecast"}, r"`task`.*regression"),
         ({"data": {"scaler": "zscore"}}, r"data.scaler"),

@@ -198,7 +198,7 @@ def test_cli_streaming_flag_reaches_the_export(tmp_path, monkeypatch):
     class _Loaded:
         directory = tmp_path
 
-    def fake_export(bundle, mode, out, max_error=None, streaming=False):
+    def fake_export(bundle, mode, out, max_error=None, streaming=False, **options):
         seen.update(out=out, streaming=streaming)
         raise ExportError("stop here")
 

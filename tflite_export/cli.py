@@ -46,6 +46,12 @@ def add_command(commands) -> None:
         help="fail (writing no file) if relative RMSE against Keras exceeds this",
     )
     export.add_argument(
+        "--calibration-margin",
+        type=float,
+        help="int8: widen each calibrated range by this fraction of its span on each side "
+        "(default: the bundle's export.calibration_margin)",
+    )
+    export.add_argument(
         "--format",
         default="tflite",
         choices=FORMATS,
@@ -126,7 +132,14 @@ def run_export(args) -> int:
         out = source.with_suffix(".tflite")
     else:
         out = Path(args.out or folder / f"model-{mode}{suffix}.tflite")
-    report = export(bundle, mode, out, max_error=args.max_error, streaming=streaming)
+    report = export(
+        bundle,
+        mode,
+        out,
+        max_error=args.max_error,
+        streaming=streaming,
+        calibration_margin=getattr(args, "calibration_margin", None),
+    )
     if fmt == "c-array":
         written = write_c_array(out, source)
         print(f"C array for TFLite Micro: {', '.join(str(path) for path in written)}")
@@ -150,6 +163,13 @@ def run_export(args) -> int:
             f"{report['keras_latency_ms_p50']:.3f} ms"
         )
     print(f"  recipe: {report['recipe']}")
+    if "kept_float" in report:
+        kept = report["kept_float"]
+        floats = ", ".join(f"{name} x{count}" for name, count in kept["ops"].items())
+        print(
+            f"  kept in float32: {floats or 'nothing'} ({kept['float_weights_share']:.0%} of the "
+            f"file in float weights); calibration margin {report['calibration_margin']:g}"
+        )
     print(f"  report: {report_path(out)}")
     return 0
 

@@ -6,11 +6,13 @@ integer modes); the converter fails rather than fall back to Flex.
 
 from __future__ import annotations
 
+import flatbuffers
 import numpy as np
 import tensorflow as tf
 from tensorflow.lite.python import convert as lite_convert
+from tensorflow.lite.python import schema_py_generated as schema
 
-from keras_lstm.config import QUANTIZE_MODES
+from keras_lstm.config import QUANTIZE_MODES, ExportConfig
 from keras_lstm.errors import ExportError
 from tflite_export.forward import WINDOW_SCOPE
 from tflite_export.runtime import interpreter
@@ -39,23 +41,25 @@ RECIPES = {
         "float32; Conv/Dense int8"
     ),
 }
+# With `float_lstms`, the integer recipes keep those fused LSTMs (by output tensor) in float32.
+PARTIAL = (
+    "; the fused LSTMs {names} kept in float32 (the fewest that met the parity target), the "
+    "other LSTMs integer"
+)
 
 # Integer modes try these in order; `export` keeps the first whose parity meets
-# `INTEGER_TARGET`, else the most accurate.
+# `INTEGER_TARGET`, else the most accurate. Between the two, `export` tries keeping the fewest
+# fused LSTMs in float (`float_lstms`), one more at a time.
 INTEGER_RECIPES = ("integer-lstm", "float-lstm")
 # A window-normalized model reads raw values: its input and output stay float32 in every mode.
 WINDOW_RECIPES = ("window-integer", "window-float-lstm")
 INTEGER_TARGET = 0.02
+# Calibration ranges are widened by this fraction of their span on each side before int8
+# quantization: new data beyond the calibration windows' range (a warmer year, a trend) is
+# otherwise clipped at the edge, which was most of the int8 error (BENCHMARKS.md, Export).
+CALIBRATION_MARGIN = ExportConfig.calibration_margin
 # Builtin ops LiteRT runs in float only: integer recipes keep them float32.
 FLOAT_ONLY_OPS = ["REVERSE_SEQUENCE"]
-
-
-def _reverses_valid_steps(function) -> bool:
-    """Whether the traced forward pass reverses only each sequence's valid steps (masked
-    Bidirectional layers): TensorFlow's ReverseSequence becomes TFLite's REVERSE_SEQUENCE,
-    which LiteRT runs in float only. Read from the traced graph, no conversion needed."""
-    graph = function.get_concrete_function().graph
-    return any(op.type == "ReverseSequence" for op in graph.get_operations())
 
 
 def _converter(function, module):
@@ -83,6 +87,34 @@ def recipes(mode: str, window: bool = False) -> tuple[str, ...]:
     return WINDOW_RECIPES if window else INTEGER_RECIPES
 
 
+def widen_ranges(calibrated: bytes, margin: float) -> bytes:
+    """Widen every calibrated (min, max) range of a calibrate-only TFLite model by `margin`
+    times its span on each side, so values a little beyond the calibration windows are not
+    clipped by the int8 scale chosen from them.
+
+    Example:
+        >>> wide = widen_ranges(calibrated, 0.1)  # doctest: +SKIP
+    """
+    if margin < 0:
+        raise ExportError(f"Expected `margin` >= 0. Received: margin={margin!r}")
+    if margin == 0:
+        return calibrated
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(calibrated, 0))
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            ranges = tensor.quantization
+            if ranges is None or ranges.min is None or ranges.max is None or not len(ranges.min):
+                continue
+            low = np.asarray(ranges.min, np.float64)
+            high = np.asarray(ranges.max, np.float64)
+            span = high - low
+            ranges.min = (low - margin * span).astype(np.float32).tolist()
+            ranges.max = (high + margin * span).astype(np.float32).tolist()
+    builder = flatbuffers.Builder(len(calibrated) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def _float_nodes(calibrated: bytes) -> list[str]:
     """Tensors of the window normalization and the model output: kept float in int8 modes."""
     lite = interpreter(calibrated)
@@ -91,12 +123,80 @@ def _float_nodes(calibrated: bytes) -> list[str]:
     return [n for n in names if n.startswith(WINDOW_SCOPE)] + outputs
 
 
+def calibrate(
+    function, representative: np.ndarray | None, margin: float = CALIBRATION_MARGIN
+) -> bytes:
+    """Run the calibration windows through the traced forward pass: a float model that holds
+    each tensor's (min, max), widened by `margin` (`widen_ranges`), ready for `quantize`.
+
+    Raises:
+        ExportError: no calibration windows, or the converter failed.
+
+    Example:
+        >>> calibrated = calibrate(forward, bundle.sample_windows(1000, "train"))  # doctest: +SKIP
+        >>> content, description = quantize(calibrated, "int8", "integer-lstm")  # doctest: +SKIP
+    """
+    if representative is None or len(representative) == 0:
+        raise ExportError(
+            "int8 modes need representative windows for calibration; pass a bundle or "
+            "`representative=` windows (n, lookback, features)."
+        )
+    module = tf.Module()
+    module.forward = function
+    converter = _converter(function, module)
+    spec = function.input_signature[0]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(representative, spec.dtype.as_numpy_dtype)
+    converter._experimental_calibrate_only = True
+    return widen_ranges(_run_converter(converter, "int8", "calibration"), margin)
+
+
+def lstm_nodes(calibrated: bytes) -> list[str]:
+    """The output tensor names of the fused LSTM ops of a `calibrate` result, in graph order:
+    the names `quantize(..., float_lstms=)` takes."""
+    lite = interpreter(calibrated)
+    names = {d["index"]: d["name"] for d in lite.get_tensor_details()}
+    return [
+        names[op["outputs"][0]]
+        for op in lite._get_ops_details()
+        if op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    ]
+
+
+def quantize(
+    calibrated: bytes, mode: str, recipe: str, window: bool = False, float_lstms=()
+) -> tuple[bytes, str]:
+    """Quantize a `calibrate` result with one of `mode`'s integer recipes.
+
+    `float_lstms` (output tensor names from `lstm_nodes`) keeps those fused LSTMs in float32
+    with `integer-lstm` / `window-integer`.
+
+    Returns:
+        `(model_bytes, recipe_description)`.
+    """
+    if recipe not in recipes(mode, window) or mode not in ("int8", "int8-full"):
+        raise ExportError(f"Recipe {recipe!r} does not apply to mode {mode!r}.")
+    integer_io = mode == "int8-full" and not window
+    try:
+        model = _quantize(calibrated, recipe, integer_io, list(float_lstms))
+    except Exception as err:  # the quantizer raises several unrelated types
+        raise ExportError(_failure(mode, recipe, err)) from err
+    description = RECIPES[recipe]
+    if float_lstms and not recipe.endswith("float-lstm"):
+        description += PARTIAL.format(names=", ".join(float_lstms))
+    description += "; int8 input/output" if integer_io else "; float32 input/output"
+    if window and mode == "int8-full":
+        description += " (the window normalization needs the raw float values)"
+    return bytes(model), f"{recipe}: {description}"
+
+
 def convert(
     function,
     mode: str,
     representative: np.ndarray | None = None,
     recipe: str | None = None,
     window: bool = False,
+    margin: float = CALIBRATION_MARGIN,
 ) -> tuple[bytes, str]:
     """Convert the export `tf.function` to TFLite bytes with one of `mode`'s recipes.
 
@@ -106,82 +206,69 @@ def convert(
         representative: calibration windows `(n, lookback, features)`, needed for int8 modes.
         recipe: one of `recipes(mode, window)`; default the first.
         window: the forward pass holds window normalization (`tflite_export.forward`).
+        margin: int8 modes: widen each calibrated range by this fraction of its span on each
+            side (`widen_ranges`); 0 keeps the calibration windows' exact ranges.
 
     Returns:
         `(model_bytes, recipe_description)`.
 
     Raises:
         ExportError: unknown mode, missing representative windows, or the converter failed.
+
+    Example:
+        >>> content, description = convert(forward, "float16")  # doctest: +SKIP
     """
     recipe = recipe or recipes(mode, window)[0]
     if recipe not in recipes(mode, window):
         raise ExportError(f"Recipe {recipe!r} does not apply to mode {mode!r}.")
-    module = tf.Module()
-    module.forward = function
-    converter = _converter(function, module)
-    spec = function.input_signature[0]
-    integer_io = mode == "int8-full" and not window
-    float_reverse = False
-    if mode == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode in ("int8", "int8-full"):
+    if mode in ("int8", "int8-full"):
         if representative is None or len(representative) == 0:
             raise ExportError(
                 f"Mode {mode!r} needs representative windows for calibration; pass a bundle or "
                 "`representative=` windows (n, lookback, features)."
             )
+        return quantize(calibrate(function, representative, margin), mode, recipe, window)
+    module = tf.Module()
+    module.forward = function
+    converter = _converter(function, module)
+    if mode in ("float16", "dynamic"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(
-            representative, spec.dtype.as_numpy_dtype
-        )
-        float_reverse = recipe == "integer-lstm" and _reverses_valid_steps(function)
-        if recipe == "integer-lstm" and not float_reverse:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if integer_io:
-                if spec.dtype == tf.float32:
-                    converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-        else:
-            converter._experimental_calibrate_only = True
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return _run_converter(converter, mode, recipe), RECIPES[recipe]
+
+
+def _failure(mode: str, recipe: str, err: Exception) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"TFLite conversion ({mode}, {recipe}) with builtin ops only failed: {first}"
+
+
+def _run_converter(converter, mode: str, recipe: str) -> bytes:
     try:
-        model = converter.convert()
-        if recipe == "float-lstm" or float_reverse:
-            # float-lstm keeps the fused LSTMs float; an integer model with REVERSE_SEQUENCE
-            # (the masked backward direction, no int8 kernel in LiteRT) keeps that op alone float
-            float_input = not integer_io or spec.dtype != tf.float32
-            model = lite_convert.mlir_quantize(
-                model,
-                fully_quantize=integer_io,
-                input_data_type=tf.float32 if float_input else tf.int8,
-                output_data_type=tf.int8 if integer_io else tf.float32,
-                denylisted_ops=FLOAT_ONLY_OPS
-                if float_reverse
-                else ["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS],
-            )
-        elif recipe in WINDOW_RECIPES:
-            # fully_quantize would make the input int8, clipping windows beyond the calibration
-            # range before they are normalized; the normalization must see raw floats.
-            model = lite_convert.mlir_quantize(
-                model,
-                fully_quantize=False,
-                input_data_type=tf.float32,
-                output_data_type=tf.float32,
-                denylisted_ops=["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS]
-                if recipe == "window-float-lstm"
-                else FLOAT_ONLY_OPS,
-                denylisted_nodes=_float_nodes(model),
-            )
+        return bytes(converter.convert())
     except Exception as err:  # the converter raises several unrelated types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ExportError(
-            f"TFLite conversion ({mode}, {recipe}) with builtin ops only failed: {first}"
-        ) from err
-    description = RECIPES[recipe]
-    if mode in ("int8", "int8-full"):
-        description += "; int8 input/output" if integer_io else "; float32 input/output"
-        if window and mode == "int8-full":
-            description += " (the window normalization needs the raw float values)"
-    return bytes(model), f"{recipe}: {description}" if recipe != mode else description
+        raise ExportError(_failure(mode, recipe, err)) from err
+
+
+def _quantize(calibrated: bytes, recipe: str, integer_io: bool, float_lstms: list[str]) -> bytes:
+    """Quantize a calibrated model with one integer recipe (`RECIPES`).
+
+    Every recipe keeps REVERSE_SEQUENCE (the masked backward direction, which LiteRT runs in
+    float only) float; `*float-lstm` keeps the fused LSTMs float, `float_lstms` the named ones;
+    the window recipes keep the window normalization, the output mapping and the I/O float,
+    since an int8 input would clip windows beyond the calibration range before they are
+    normalized.
+    """
+    denylisted = FLOAT_ONLY_OPS
+    if recipe.endswith("float-lstm"):
+        denylisted = ["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS]
+    nodes = (_float_nodes(calibrated) if recipe in WINDOW_RECIPES else []) + float_lstms
+    source = interpreter(calibrated).get_input_details()[0]["dtype"]
+    return lite_convert.mlir_quantize(
+        calibrated,
+        fully_quantize=integer_io,
+        input_data_type=tf.int8 if integer_io and source == np.float32 else tf.float32,
+        output_data_type=tf.int8 if integer_io else tf.float32,
+        denylisted_ops=denylisted,
+        denylisted_nodes=nodes or None,
+    )

@@ -16,7 +16,16 @@ import numpy as np
 from keras_lstm.errors import ExportError
 from tflite_export import runtime
 from tflite_export.c_array import micro_support
-from tflite_export.convert import INTEGER_TARGET, MODES, convert, recipes
+from tflite_export.convert import (
+    CALIBRATION_MARGIN,
+    INTEGER_TARGET,
+    MODES,
+    calibrate,
+    convert,
+    lstm_nodes,
+    quantize,
+    recipes,
+)
 from tflite_export.forward import build_forward, is_window_normalized
 from tflite_export.ops import float_ops, op_counts
 from tflite_export.runtime import report_path
@@ -55,6 +64,7 @@ class ExportInputs:
         validation: scaled held-out windows for the parity check, `(n, lookback, features)`.
         lookback: window length for a model whose time dimension is None, or None.
         threshold: the bundle's `config.export.max_error`, or None.
+        margin: int8 modes: the calibration margin (`tflite_export.convert.widen_ranges`).
     """
 
     model: Any
@@ -63,6 +73,7 @@ class ExportInputs:
     validation: np.ndarray
     lookback: int | None
     threshold: float | None
+    margin: float = CALIBRATION_MARGIN
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class Attempt:
         interpreter: a LiteRT interpreter of `content`.
         max_abs_error: the largest absolute difference from Keras.
         relative_rmse: RMSE of the difference over the std of Keras' outputs.
+        float_lstms: the fused LSTMs (output tensor names) this recipe kept in float.
     """
 
     name: str
@@ -88,11 +100,13 @@ class Attempt:
     interpreter: Any
     max_abs_error: float
     relative_rmse: float
+    float_lstms: tuple = ()
 
     def summary(self) -> dict:
         """The attempt as the report's `recipes_tried` lists it."""
         return {
             "recipe": self.name,
+            "float_lstms": list(self.float_lstms),
             "relative_rmse": self.relative_rmse,
             "size_bytes": len(self.content),
         }
@@ -106,7 +120,7 @@ class RecipeSearch:
     attempts: list[Attempt]
 
 
-def _parts(bundle_or_model, mode, representative, validation, lookback) -> ExportInputs:
+def _parts(bundle_or_model, mode, representative, validation, lookback, margin) -> ExportInputs:
     """Model, preprocessing, calibration windows, validation windows and default threshold."""
     if hasattr(bundle_or_model, "model"):
         bundle = bundle_or_model
@@ -123,6 +137,8 @@ def _parts(bundle_or_model, mode, representative, validation, lookback) -> Expor
             if len(validation) == 0:
                 validation = bundle.sample_windows(VALIDATION_WINDOWS, part="train")
         threshold = getattr(export_config, "max_error", None)
+        if margin is None:
+            margin = getattr(export_config, "calibration_margin", None)
     else:
         model = bundle_or_model
         if not hasattr(model, "layers"):
@@ -151,7 +167,20 @@ def _parts(bundle_or_model, mode, representative, validation, lookback) -> Expor
         validation=np.asarray(validation),
         lookback=lookback,
         threshold=threshold,
+        margin=_margin(margin),
     )
+
+
+def _margin(margin) -> float:
+    """The calibration margin: `CALIBRATION_MARGIN` when None, else a number >= 0."""
+    if margin is None:
+        return CALIBRATION_MARGIN
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+        raise ExportError(
+            f"Expected `calibration_margin` to be a number >= 0 (a fraction of each calibrated "
+            f"range, e.g. 0.1). Received: {margin!r}"
+        )
+    return float(margin)
 
 
 def _check_windows(name: str, windows: np.ndarray, model) -> None:
@@ -207,6 +236,7 @@ def export(
     lookback: int | None = None,
     validation: np.ndarray | None = None,
     streaming: bool = False,
+    calibration_margin: float | None = None,
 ) -> dict:
     """Convert a bundle's (or a Keras model's) model to a builtin-ops `.tflite` file, verified.
 
@@ -233,6 +263,9 @@ def export(
             `invoke()`, the LSTM state kept between calls. Parity is the output after each
             validation window's last step against Keras on the whole window; latencies are
             per step. Unidirectional LSTM stacks only.
+        calibration_margin: int8 modes: widen each calibrated range by this fraction of its
+            span on each side, so inputs a little beyond the calibration windows are not
+            clipped; default `config.export.calibration_margin`, else `CALIBRATION_MARGIN`.
 
     Returns:
         The report dict, as written to `FILE.json`: `mode`, `size_bytes`, `ops`, `builtin_only`,
@@ -253,7 +286,7 @@ def export(
     """
     if mode not in MODES:
         raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
-    inputs = _parts(bundle_or_model, mode, representative, validation, lookback)
+    inputs = _parts(bundle_or_model, mode, representative, validation, lookback, calibration_margin)
     if max_error is None:
         max_error = inputs.threshold if inputs.threshold is not None else DEFAULT_MAX_ERROR[mode]
     validation = inputs.validation
@@ -299,33 +332,56 @@ def _search_recipes(
 ):
     """Convert with `mode`'s recipes in order and measure each one's parity against Keras.
 
-    Stops at the first recipe whose relative RMSE meets `INTEGER_TARGET` and keeps it; else
-    keeps the most accurate of all. A float-LSTM recipe is skipped when the model converted
-    without fused LSTMs (keeping them in float would change nothing).
+    Integer modes calibrate once, then try the all-integer recipe; if it misses
+    `INTEGER_TARGET`, the fewest fused LSTMs kept in float (one more each round, the one that
+    helps most, while a round still helps), then every LSTM in float. The first attempt that
+    meets the target is kept, else the most accurate of all. Keeping LSTMs in float is skipped
+    for a model with no fused LSTM (a GRU), where it would change nothing.
 
     Raises:
         ExportError: the converter failed, or a non-builtin op remains.
     """
-    chosen = None
+    names = recipes(mode, window)
+    if mode not in ("int8", "int8-full"):
+        content, description = convert(forward, mode, recipe=names[0], window=window)
+        chosen = _attempt(names[0], content, description, inputs, keras_outputs, runner)
+        return RecipeSearch(chosen=chosen, attempts=[chosen])
+    calibrated = calibrate(forward, inputs.representative, inputs.margin)
+    lstms = lstm_nodes(calibrated)
     attempts, failures = [], []
-    for name in recipes(mode, window):
-        if (
-            name.endswith("float-lstm")
-            and chosen is not None
-            and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in chosen.ops
-        ):
-            break  # keeping LSTMs in float changes nothing without LSTMs
+
+    def attempt(recipe, float_lstms=()):
+        content, description = quantize(calibrated, mode, recipe, window, float_lstms)
         try:
-            attempt = _attempt(forward, mode, name, window, inputs, keras_outputs, runner)
+            result = _attempt(recipe, content, description, inputs, keras_outputs, runner)
         except _Unrunnable as err:
-            failures.append(f"{name}: {err}")
-            continue
-        attempts.append(attempt)
-        if chosen is None or attempt.relative_rmse < chosen.relative_rmse:
-            chosen = attempt
-        if attempt.relative_rmse <= INTEGER_TARGET:
-            chosen = attempt
-            break
+            failures.append(f"{recipe}: {err}")
+            return None
+        result = dataclasses.replace(result, float_lstms=tuple(float_lstms))
+        attempts.append(result)
+        return result
+
+    def best():
+        return min(attempts, key=lambda a: a.relative_rmse) if attempts else None
+
+    first = attempt(names[0])
+    if (first is None or first.relative_rmse > INTEGER_TARGET) and lstms:
+        kept, previous = [], first
+        while len(kept) < len(lstms) - 1:
+            round_ = [attempt(names[0], [*kept, name]) for name in lstms if name not in kept]
+            round_ = [a for a in round_ if a is not None]
+            if not round_:
+                break
+            leader = min(round_, key=lambda a: a.relative_rmse)
+            if leader.relative_rmse <= INTEGER_TARGET:
+                return RecipeSearch(chosen=leader, attempts=attempts)
+            if previous is not None and leader.relative_rmse >= previous.relative_rmse:
+                break  # keeping one more LSTM in float no longer helps
+            kept, previous = list(leader.float_lstms), leader
+        last = attempt(names[1])
+        if last is not None and last.relative_rmse <= INTEGER_TARGET:
+            return RecipeSearch(chosen=last, attempts=attempts)
+    chosen = first if first is not None and first.relative_rmse <= INTEGER_TARGET else best()
     if chosen is None:
         raise ExportError(
             f"LiteRT cannot run this model in mode {mode!r} ({'; '.join(failures)}); no file "
@@ -339,10 +395,9 @@ class _Unrunnable(Exception):
 
 
 def _attempt(
-    forward, mode, name, window, inputs: ExportInputs, keras_outputs, runner=None
+    name, content: bytes, description: str, inputs: ExportInputs, keras_outputs, runner=None
 ) -> Attempt:
-    """Convert with one recipe, refuse non-builtin ops, and compare with Keras' outputs."""
-    content, description = convert(forward, mode, inputs.representative, name, window)
+    """Refuse non-builtin ops in a converted model and compare it with Keras' outputs."""
     ops, builtin_only = op_counts(content)
     if not builtin_only:
         others = sorted(op for op in ops if op.startswith("CUSTOM"))
@@ -408,6 +463,7 @@ def _report(
         "recipe": chosen.description,
         "validation_windows": int(len(inputs.validation)),
         "representative_windows": int(len(representative)) if representative is not None else 0,
+        **({"calibration_margin": inputs.margin} if mode in ("int8", "int8-full") else {}),
         "recipes_tried": [attempt.summary() for attempt in search.attempts],
         **runtime.io_quantization(chosen.interpreter),
         "preprocessing": {**inputs.preprocessing, "lookback": time_steps},
