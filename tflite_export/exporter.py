@@ -120,7 +120,9 @@ class RecipeSearch:
     attempts: list[Attempt]
 
 
-def _parts(bundle_or_model, mode, representative, validation, lookback, margin) -> ExportInputs:
+def _parts(
+    bundle_or_model, mode, representative, validation, lookback, margin=None
+) -> ExportInputs:
     """Model, preprocessing, calibration windows, validation windows and default threshold."""
     if hasattr(bundle_or_model, "model"):
         bundle = bundle_or_model
