@@ -112,7 +112,8 @@ def main(argv=None) -> int:
         nargs="*",
         metavar="SERIES",
         help="instead: the all-integer parity at several calibration margins, for each "
-        "architecture (or --only) and for the defaults fitted on these suite series",
+        "architecture (or --only) and for the defaults fitted on these suite series (or UCR "
+        "classification sets, e.g. gunpoint)",
     )
     parser.add_argument("--margins", nargs="*", type=float, default=[0.0, 0.05, 0.1, 0.2])
     parser.add_argument("--data", default="../shared/data", help="the development data folder")
@@ -250,7 +251,10 @@ def calibration(epochs: int, only, series, margins, data: str) -> int:
         values = integer_parity(bundle, margins)
         print(f"| seattle {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
     for name in series:
-        config = load_config(accuracy.series_config(name, 0, Path(data), {}))
+        make = (
+            accuracy.classifier_config if name in accuracy.CLASSIFIERS else accuracy.series_config
+        )
+        config = load_config(make(name, 0, Path(data), {}))
         bundle = fit(config, verbose=0)
         values = integer_parity(bundle, margins)
         print(f"| {name}, defaults | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
