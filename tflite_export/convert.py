@@ -1,7 +1,9 @@
 """TFLite conversion of the export forward pass, one recipe per quantization mode.
 
-Every recipe asks for builtin ops only (`TFLITE_BUILTINS`, plus `TFLITE_BUILTINS_INT8` for the
-integer modes); the converter fails rather than fall back to Flex.
+Every conversion asks for builtin ops only (`TFLITE_BUILTINS`): the converter fails rather than
+fall back to Flex. The integer modes calibrate once (`calibrate`: the ranges each tensor took on
+the representative windows, widened by a margin) and then quantize with each recipe
+(`quantize`), so trying several recipes costs one calibration.
 """
 
 from __future__ import annotations
@@ -222,11 +224,6 @@ def convert(
     if recipe not in recipes(mode, window):
         raise ExportError(f"Recipe {recipe!r} does not apply to mode {mode!r}.")
     if mode in ("int8", "int8-full"):
-        if representative is None or len(representative) == 0:
-            raise ExportError(
-                f"Mode {mode!r} needs representative windows for calibration; pass a bundle or "
-                "`representative=` windows (n, lookback, features)."
-            )
         return quantize(calibrate(function, representative, margin), mode, recipe, window)
     module = tf.Module()
     module.forward = function
