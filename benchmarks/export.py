@@ -233,31 +233,56 @@ def integer_parity(bundle, margins) -> list[float]:
 
 
 def calibration(epochs: int, only, series, margins, data: str) -> int:
-    """The all-integer relative RMSE at each margin: the Seattle architectures (or `only`),
-    then the defaults fitted on each suite series (one seed)."""
+    """The all-integer relative RMSE at each margin, then what `export` chose with the default
+    margin (its recipe, how many LSTMs it kept in float, parity, size against float32): the
+    Seattle architectures (or `only`), then the defaults fitted on each suite series (one
+    seed)."""
     import accuracy
 
     from keras_lstm import fit
     from keras_lstm.config import load_config
 
-    print("| model | " + " | ".join(f"margin {m:g}" for m in margins) + " |")
-    print("| --- | " + " | ".join("---:" for _ in margins) + " |")
+    out = Path(tempfile.mkdtemp(prefix="calibration-"))
+    print(
+        "| model | "
+        + " | ".join(f"margin {m:g}" for m in margins)
+        + " | export chose | rel. RMSE | size x float32 |"
+    )
+    print("| --- | " + " | ".join("---:" for _ in margins) + " | --- | ---: | ---: |")
+
+    def row(label, bundle):
+        from tflite_export import export
+
+        values = integer_parity(bundle, margins)
+        base = export(bundle, "float32", out / "f32.tflite")["size_bytes"]
+        report = export(bundle, "int8", out / "int8.tflite", max_error=10.0)
+        chosen = next(
+            entry
+            for entry in report["recipes_tried"]
+            if report["recipe"].startswith(entry["recipe"])
+            and entry["relative_rmse"] == report["relative_rmse"]
+        )
+        floats = report["kept_float"]["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
+        recipe = f"{chosen['recipe']}, {floats} LSTM(s) float" if floats else chosen["recipe"]
+        print(
+            f"| {label} | "
+            + " | ".join(f"{v:.4f}" for v in values)
+            + f" | {recipe} | {report['relative_rmse']:.4f} | {report['size_bytes'] / base:.2f} |",
+            flush=True,
+        )
+
     for name, options in ARCHITECTURES.items():
         if only is not None and name not in only:
             continue
         options = dict(options)
         units = options.pop("units")
         bundle, _ = trained_bundle(epochs, options.pop("cell", "lstm"), units=units, **options)
-        values = integer_parity(bundle, margins)
-        print(f"| seattle {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
+        row(f"seattle {name}", bundle)
     for name in series:
         make = (
             accuracy.classifier_config if name in accuracy.CLASSIFIERS else accuracy.series_config
         )
-        config = load_config(make(name, 0, Path(data), {}))
-        bundle = fit(config, verbose=0)
-        values = integer_parity(bundle, margins)
-        print(f"| {name}, defaults | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
+        row(f"{name}, defaults", fit(load_config(make(name, 0, Path(data), {})), verbose=0))
     return 0
 
 
