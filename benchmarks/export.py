@@ -246,9 +246,9 @@ def calibration(epochs: int, only, series, margins, data: str) -> int:
     print(
         "| model | "
         + " | ".join(f"margin {m:g}" for m in margins)
-        + " | export chose | rel. RMSE | size x float32 |"
+        + " | export chose | rel. RMSE | size x float32 | same class as Keras |"
     )
-    print("| --- | " + " | ".join("---:" for _ in margins) + " | --- | ---: | ---: |")
+    print("| --- | " + " | ".join("---:" for _ in margins) + " | --- | ---: | ---: | ---: |")
 
     def row(label, bundle):
         from tflite_export import export
@@ -259,10 +259,20 @@ def calibration(epochs: int, only, series, margins, data: str) -> int:
         floats = report["kept_float"]["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
         recipe = report["recipe"].split(":")[0]
         recipe = f"{recipe}, {floats} LSTM(s) float" if floats else recipe
+        same = "-"
+        if bundle.preprocessing.get("task") == "classification":
+            from tflite_export import runtime
+
+            windows = bundle.sample_windows(256, "test")
+            lite = runtime.interpreter((out / "int8.tflite").read_bytes())
+            keras = bundle.model(windows, training=False).numpy()
+            agree = runtime.run_windows(lite, windows).reshape(keras.shape).argmax(-1)
+            same = f"{np.mean(agree == keras.argmax(-1)):.3f} of {len(windows)}"
         print(
             f"| {label} | "
             + " | ".join(f"{v:.4f}" for v in values)
-            + f" | {recipe} | {report['relative_rmse']:.4f} | {report['size_bytes'] / base:.2f} |",
+            + f" | {recipe} | {report['relative_rmse']:.4f} | {report['size_bytes'] / base:.2f} "
+            f"| {same} |",
             flush=True,
         )
 
