@@ -432,15 +432,15 @@ def test_widen_ranges_widens_every_calibrated_range_by_the_margin():
     forward, _ = build_forward(_model("lstm"))
     exact = calibrate(forward, _windows(32), margin=0.0)
     wide = calibrate(forward, _windows(32), margin=0.25)
-    before, after = _ranges(exact), _ranges(wide)
+    before, after = _ranges(exact.content), _ranges(wide.content)
     assert before and before.keys() == after.keys()
     for name, (low, high) in before.items():
         span = high - low
         np.testing.assert_allclose(after[name][0], low - 0.25 * span, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(after[name][1], high + 0.25 * span, rtol=1e-5, atol=1e-6)
-    assert widen_ranges(exact, 0.0) == exact
+    assert widen_ranges(exact.content, 0.0) == exact.content
     with pytest.raises(ExportError, match="margin"):
-        widen_ranges(exact, -0.1)
+        widen_ranges(exact.content, -0.1)
 
 
 def test_calibration_margin_keeps_outputs_beyond_the_calibration_range(tmp_path):
@@ -516,12 +516,12 @@ def test_search_keeps_the_fewest_lstms_in_float(tmp_path, monkeypatch):
     target, so the first stays integer; the file and report say which stayed float."""
     import keras
 
-    from tflite_export.convert import calibrate, lstm_nodes
+    from tflite_export.convert import calibrate
     from tflite_export.forward import build_forward
 
     keras.utils.set_random_seed(0)
     model = build_model(ModelConfig(units=(8, 8, 4)), (LOOKBACK, FEATURES), (1, 1), "regression")
-    first, second, third = lstm_nodes(calibrate(build_forward(model)[0], _windows(16)))
+    first, second, third = calibrate(build_forward(model)[0], _windows(16)).lstm_nodes
     gain = {first: 0.001, second: 0.02, third: 0.015}
     _fake_parity(monkeypatch, lambda kept: 0.05 - sum(gain[name] for name in kept))
     report = export(model, "int8", tmp_path / "m.tflite", _windows(64), max_error=1.0)

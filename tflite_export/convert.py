@@ -8,6 +8,8 @@ the representative windows, widened by a margin) and then quantize with each rec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import flatbuffers
 import numpy as np
 import tensorflow as tf
@@ -117,19 +119,49 @@ def widen_ranges(calibrated: bytes, margin: float) -> bytes:
     return bytes(builder.Output())
 
 
-def _float_nodes(calibrated: bytes) -> list[str]:
-    """Tensors of the window normalization and the model output: kept float in int8 modes."""
-    lite = interpreter(calibrated)
-    names = [d["name"] for d in lite.get_tensor_details()]
-    outputs = [d["name"] for d in lite.get_output_details()]
-    return [n for n in names if n.startswith(WINDOW_SCOPE)] + outputs
+@dataclass(frozen=True)
+class Calibrated:
+    """A calibrate-only model (every tensor's widened (min, max)) and what each recipe reads
+    from it, found once.
+
+    Attributes:
+        content: the calibrated float model (TFLite bytes).
+        float_input: the model's input is float32 (token ids are int32).
+        window_nodes: tensors of the window normalization and the model output, kept float by
+            the window recipes.
+        lstm_nodes: output tensor names of the fused LSTM ops, in graph order: the names
+            `quantize(..., float_lstms=)` takes.
+    """
+
+    content: bytes
+    float_input: bool
+    window_nodes: tuple[str, ...]
+    lstm_nodes: tuple[str, ...]
+
+    @classmethod
+    def read(cls, content: bytes) -> Calibrated:
+        lite = interpreter(content)
+        names = {d["index"]: d["name"] for d in lite.get_tensor_details()}
+        outputs = [d["name"] for d in lite.get_output_details()]
+        lstms = [
+            names[op["outputs"][0]]
+            for op in lite._get_ops_details()
+            if op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+        ]
+        return cls(
+            content=content,
+            float_input=lite.get_input_details()[0]["dtype"] == np.float32,
+            window_nodes=tuple(n for n in names.values() if n.startswith(WINDOW_SCOPE))
+            + tuple(outputs),
+            lstm_nodes=tuple(lstms),
+        )
 
 
 def calibrate(
     function, representative: np.ndarray | None, margin: float = CALIBRATION_MARGIN
-) -> bytes:
-    """Run the calibration windows through the traced forward pass: a float model that holds
-    each tensor's (min, max), widened by `margin` (`widen_ranges`), ready for `quantize`.
+) -> Calibrated:
+    """Run the calibration windows through the traced forward pass: a `Calibrated` float model
+    holding each tensor's (min, max), widened by `margin` (`widen_ranges`), ready for `quantize`.
 
     Raises:
         ExportError: no calibration windows, or the converter failed.
@@ -150,27 +182,15 @@ def calibrate(
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(representative, spec.dtype.as_numpy_dtype)
     converter._experimental_calibrate_only = True
-    return widen_ranges(_run_converter(converter, "int8", "calibration"), margin)
-
-
-def lstm_nodes(calibrated: bytes) -> list[str]:
-    """The output tensor names of the fused LSTM ops of a `calibrate` result, in graph order:
-    the names `quantize(..., float_lstms=)` takes."""
-    lite = interpreter(calibrated)
-    names = {d["index"]: d["name"] for d in lite.get_tensor_details()}
-    return [
-        names[op["outputs"][0]]
-        for op in lite._get_ops_details()
-        if op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
-    ]
+    return Calibrated.read(widen_ranges(_run_converter(converter, "int8", "calibration"), margin))
 
 
 def quantize(
-    calibrated: bytes, mode: str, recipe: str, window: bool = False, float_lstms=()
+    calibrated: Calibrated, mode: str, recipe: str, window: bool = False, float_lstms=()
 ) -> tuple[bytes, str]:
     """Quantize a `calibrate` result with one of `mode`'s integer recipes.
 
-    `float_lstms` (output tensor names from `lstm_nodes`) keeps those fused LSTMs in float32
+    `float_lstms` (names from `calibrated.lstm_nodes`) keeps those fused LSTMs in float32
     with `integer-lstm` / `window-integer`.
 
     Returns:
@@ -247,7 +267,9 @@ def _run_converter(converter, mode: str, recipe: str) -> bytes:
         raise ExportError(_failure(mode, recipe, err)) from err
 
 
-def _quantize(calibrated: bytes, recipe: str, integer_io: bool, float_lstms: list[str]) -> bytes:
+def _quantize(
+    calibrated: Calibrated, recipe: str, integer_io: bool, float_lstms: list[str]
+) -> bytes:
     """Quantize a calibrated model with one integer recipe (`RECIPES`).
 
     Every recipe keeps REVERSE_SEQUENCE (the masked backward direction, which LiteRT runs in
@@ -259,12 +281,11 @@ def _quantize(calibrated: bytes, recipe: str, integer_io: bool, float_lstms: lis
     denylisted = FLOAT_ONLY_OPS
     if recipe.endswith("float-lstm"):
         denylisted = ["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS]
-    nodes = (_float_nodes(calibrated) if recipe in WINDOW_RECIPES else []) + float_lstms
-    source = interpreter(calibrated).get_input_details()[0]["dtype"]
+    nodes = [*(calibrated.window_nodes if recipe in WINDOW_RECIPES else ()), *float_lstms]
     return lite_convert.mlir_quantize(
-        calibrated,
+        calibrated.content,
         fully_quantize=integer_io,
-        input_data_type=tf.int8 if integer_io and source == np.float32 else tf.float32,
+        input_data_type=tf.int8 if integer_io and calibrated.float_input else tf.float32,
         output_data_type=tf.int8 if integer_io else tf.float32,
         denylisted_ops=denylisted,
         denylisted_nodes=nodes or None,

@@ -22,7 +22,6 @@ from tflite_export.convert import (
     MODES,
     calibrate,
     convert,
-    lstm_nodes,
     quantize,
     recipes,
 )
@@ -349,7 +348,7 @@ def _search_recipes(
         chosen = _attempt(names[0], content, description, inputs, keras_outputs, runner)
         return RecipeSearch(chosen=chosen, attempts=[chosen])
     calibrated = calibrate(forward, inputs.representative, inputs.margin)
-    lstms = lstm_nodes(calibrated)
+    lstms = calibrated.lstm_nodes
     attempts, failures = [], []
 
     def attempt(recipe, float_lstms=()):
