@@ -209,34 +209,11 @@ def architectures(epochs: int, out: Path, only=None) -> int:
     return 0
 
 
-def integer_parity(bundle, margins) -> list[float]:
-    """Relative RMSE against Keras of the all-integer recipe (`integer-lstm`, or
-    `window-integer` for a window-normalized model) at each calibration margin, on the
-    bundle's test windows; one calibration run per margin."""
-    from tflite_export import runtime
-    from tflite_export.convert import calibrate, quantize, recipes
-    from tflite_export.forward import build_forward, is_window_normalized
-
-    forward, _ = build_forward(bundle.model, bundle.preprocessing.get("lookback"))
-    window = is_window_normalized(bundle.model)
-    representative = bundle.sample_windows(1000, "train")
-    validation = bundle.sample_windows(256, "test")
-    keras = bundle.model(validation, training=False).numpy().reshape(len(validation), -1)
-    results = []
-    for margin in margins:
-        calibrated = calibrate(forward, representative, margin)
-        content, _ = quantize(calibrated, "int8", recipes("int8", window)[0], window)
-        lite = runtime.run_windows(runtime.interpreter(content), validation)
-        difference = lite.reshape(keras.shape) - keras
-        results.append(float(np.sqrt(np.mean(difference**2)) / np.std(keras)))
-    return results
-
-
 def calibration(epochs: int, only, series, margins, data: str) -> int:
-    """The all-integer relative RMSE at each margin, then what `export` chose with the default
-    margin (its recipe, how many LSTMs it kept in float, parity, size against float32): the
-    Seattle architectures (or `only`), then the defaults fitted on each suite series (one
-    seed)."""
+    """The all-integer relative RMSE at each margin (the first of `export`'s `recipes_tried`),
+    then what `export` chose with the default margin (its recipe, how many LSTMs it kept in
+    float, parity, size against float32): the Seattle architectures (or `only`), then the
+    defaults fitted on each suite series (one seed)."""
     import accuracy
 
     from keras_lstm import fit
@@ -252,10 +229,18 @@ def calibration(epochs: int, only, series, margins, data: str) -> int:
 
     def row(label, bundle):
         from tflite_export import export
+        from tflite_export.convert import CALIBRATION_MARGIN
 
-        values = integer_parity(bundle, margins)
         base = export(bundle, "float32", out / "f32.tflite")["size_bytes"]
-        report = export(bundle, "int8", out / "int8.tflite", max_error=10.0)
+        values, report = [], None
+        extra = [] if CALIBRATION_MARGIN in margins else [CALIBRATION_MARGIN]
+        for margin in [*margins, *extra]:
+            path = out / f"int8-{margin:g}.tflite"
+            tried = export(bundle, "int8", path, max_error=10.0, calibration_margin=margin)
+            if margin in margins:
+                values.append(tried["recipes_tried"][0]["relative_rmse"])
+            if margin == CALIBRATION_MARGIN:
+                report, default_path = tried, path
         floats = report["kept_float"]["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
         recipe = report["recipe"].split(":")[0]
         recipe = f"{recipe}, {floats} LSTM(s) float" if floats else recipe
@@ -264,7 +249,7 @@ def calibration(epochs: int, only, series, margins, data: str) -> int:
             from tflite_export import runtime
 
             windows = bundle.sample_windows(256, "test")
-            lite = runtime.interpreter((out / "int8.tflite").read_bytes())
+            lite = runtime.interpreter(default_path.read_bytes())
             keras = bundle.model(windows, training=False).numpy()
             agree = runtime.run_windows(lite, windows).reshape(keras.shape).argmax(-1)
             same = f"{np.mean(agree == keras.argmax(-1)):.3f} of {len(windows)}"

@@ -362,9 +362,6 @@ def _search_recipes(
         attempts.append(result)
         return result
 
-    def best():
-        return min(attempts, key=lambda a: a.relative_rmse) if attempts else None
-
     first = attempt(names[0])
     if (first is None or first.relative_rmse > INTEGER_TARGET) and lstms:
         kept, previous = [], first
@@ -382,7 +379,9 @@ def _search_recipes(
         last = attempt(names[1])
         if last is not None and last.relative_rmse <= INTEGER_TARGET:
             return RecipeSearch(chosen=last, attempts=attempts)
-    chosen = first if first is not None and first.relative_rmse <= INTEGER_TARGET else best()
+    chosen = first
+    if (first is None or first.relative_rmse > INTEGER_TARGET) and attempts:
+        chosen = min(attempts, key=lambda a: a.relative_rmse)
     if chosen is None:
         raise ExportError(
             f"LiteRT cannot run this model in mode {mode!r} ({'; '.join(failures)}); no file "
