@@ -228,9 +228,7 @@ def neuralforecast_child(name: str, out: Path) -> None:
     imported = time.perf_counter()
     NeuralForecast(models=[model], freq=1).fit(frame)
     fitted = time.perf_counter()
-    out.write_text(
-        json.dumps({"series": name, "fit": fitted - imported, "wall": fitted - started})
-    )
+    out.write_text(json.dumps({"series": name, "fit": fitted - imported, "wall": fitted - started}))
 
 
 def _spawn(arguments: list[str], env: dict) -> dict:
@@ -304,7 +302,7 @@ def step_child(out: Path) -> None:
     import keras
     import numpy as np
 
-    from keras_lstm.config import ModelConfig, TrainingConfig
+    from keras_lstm.config import ModelConfig
     from keras_lstm.factory import build_model
 
     rng = np.random.default_rng(0)

@@ -17,8 +17,12 @@ from keras_lstm.errors import (
     KerasLSTMError,
     WorkerError,
 )
+from keras_lstm.startup import choose_keras_backend
 
 __version__ = "0.1.0"
+
+# the Keras backend is fixed when Keras is first imported: choose it before anything does
+choose_keras_backend()
 
 # Keras and TensorFlow take seconds to import: load the modules that need them on first use, so
 # `keras-lstm --help` and config errors answer at once.

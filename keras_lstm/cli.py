@@ -16,6 +16,9 @@ import tuning.cli as tuning_cli
 from keras_lstm.errors import KerasLSTMError
 from keras_lstm.startup import import_tensorflow_quietly
 
+# commands that always import TensorFlow (to convert to TFLite, or through Keras Tuner)
+TENSORFLOW_COMMANDS = ("quickstart", "tune", "export")
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 
@@ -110,7 +113,8 @@ def help_markdown(width: int = 100) -> str:
 
 
 # The commands below import Keras and TensorFlow, which take seconds: loaded when a command
-# runs, so `keras-lstm --help` and argument errors answer at once.
+# runs, so `keras-lstm --help` and argument errors answer at once. `train` and `predict` check
+# their config and input first and import Keras only then (`keras_lstm.commands`).
 def _run_quickstart(args) -> int:
     from keras_lstm.quickstart import run_quickstart
 
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ runtime logs harmless notices at every level below 3; Python errors are
     # still raised and reported below.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if not args.debug:
+    if not args.debug and args.command in TENSORFLOW_COMMANDS:
         import_tensorflow_quietly()
     try:
         return args.run(args) or 0

@@ -1,22 +1,27 @@
-"""`keras-lstm train` and `keras-lstm predict`: the CLI layer over `keras_lstm.pipeline`."""
+"""`keras-lstm train` and `keras-lstm predict`: the CLI layer over `keras_lstm.pipeline`.
+
+Both check what the user gave before they import Keras (seconds): a config error, or predicting
+with a `.tflite` file, never loads Keras or TensorFlow.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from keras_lstm.bundle import Bundle
 from keras_lstm.config import load_config
 from keras_lstm.errors import DataError
 from keras_lstm.files import atomic_write_text
-from keras_lstm.pipeline import summary_table, train_and_save
-from tflite_export import LitePredictor
+from keras_lstm.startup import import_keras_quietly
 
 
 def run_train(args) -> int:
     """`keras-lstm train CONFIG --out DIR`."""
     config = load_config(args.config)
     out = Path(args.out)
+    import_keras_quietly()
+    from keras_lstm.pipeline import summary_table, train_and_save
+
     bundle = train_and_save(config, out, verbose=1)
     print()
     print(summary_table(bundle.metrics, config.task))
@@ -30,8 +35,13 @@ def run_predict(args) -> int:
     if not Path(args.input).is_file():
         raise DataError(f"Input file {args.input!r} does not exist. Check --input.")
     if source.suffix == ".tflite":
+        from tflite_export.predictor import LitePredictor
+
         predictions = LitePredictor(source).predict_frame(args.input)
     else:
+        import_keras_quietly()
+        from keras_lstm.bundle import Bundle
+
         predictions = Bundle.load(source).predict(args.input)
     text = predictions.to_csv(index_label=predictions.index.name or "time")
     if args.output:

@@ -368,6 +368,9 @@ class TrainingConfig:
             target of each fold.
         strategy: `auto`, `default`, `mirrored` or `multi_worker`.
         backup_dir: `BackupAndRestore` directory; default inside the run's output folder.
+        backup_seconds: the least seconds between two checkpoints of a fit (written at an
+            epoch's end, the first epoch always): a run killed loses at most this much training.
+            `0` writes one every epoch, which can cost more than small data's epochs themselves.
         shuffle: shuffle training windows each epoch (windows are independent samples).
         class_weight: `balanced` or null, for classification.
         tensorboard: write TensorBoard logs under the run folder.
@@ -406,6 +409,7 @@ class TrainingConfig:
     cv_gap: int = 0
     strategy: str = "auto"
     backup_dir: str | None = None
+    backup_seconds: float = 10.0
     shuffle: bool = True
     class_weight: str | None = None
     tensorboard: bool = False
@@ -444,6 +448,11 @@ class TrainingConfig:
         _choice("training.fold_workers", self.fold_workers, FOLD_WORKERS)
         _choice("training.loss", self.loss, LOSSES)
         _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
+        _set(
+            self,
+            "backup_seconds",
+            _float("training.backup_seconds", self.backup_seconds, low=0.0),
+        )
         for name in ("shuffle", "tensorboard", "csv_log", "auto_budget", "window_loss"):
             if not isinstance(getattr(self, name), bool):
                 _fail(f"training.{name}", getattr(self, name), "true or false")

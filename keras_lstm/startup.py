@@ -26,3 +26,41 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+TRAINING_BACKEND = "jax"
+
+
+def choose_keras_backend() -> str:
+    """The Keras backend of this process: `KERAS_BACKEND` when it is set; otherwise JAX when it
+    is installed and Keras is not imported yet (training steps of the LSTM stacks keras-lstm
+    builds run 3-5x faster there on a CPU than on TensorFlow: BENCHMARKS.md, Speed); otherwise
+    whatever Keras chooses. Sets `KERAS_BACKEND` so worker processes use the same backend.
+
+    Example:
+        >>> choose_keras_backend() in ("jax", "tensorflow", "torch", "numpy")  # doctest: +SKIP
+        True
+    """
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen:
+        return chosen
+    if "keras" in sys.modules:  # too late to choose: Keras reads the variable on import
+        return sys.modules["keras"].backend.backend()
+    import importlib.util
+
+    if importlib.util.find_spec(TRAINING_BACKEND) is not None:
+        os.environ["KERAS_BACKEND"] = TRAINING_BACKEND
+        return TRAINING_BACKEND
+    return "tensorflow"
+
+
+def import_keras_quietly() -> None:
+    """Import Keras on this process's backend (`choose_keras_backend`), TensorFlow's start-up
+    notices silenced when the backend is TensorFlow.
+
+    Example:
+        >>> import_keras_quietly()  # doctest: +SKIP
+    """
+    if choose_keras_backend() == "tensorflow" and "tensorflow" not in sys.modules:
+        import_tensorflow_quietly()
+    import keras  # noqa: F401

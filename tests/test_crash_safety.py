@@ -61,7 +61,13 @@ def project(tmp_path):
         "seed": 1,
         "data": {"path": "data.csv", "targets": ["y"], "lookback": 8},
         "model": {"units": [8]},
-        "training": {"epochs": 8, "cv_splits": 2, "batch_size": 16, "early_stopping_patience": 100},
+        "training": {
+            "epochs": 8,
+            "cv_splits": 2,
+            "batch_size": 16,
+            "early_stopping_patience": 100,
+            "backup_seconds": 0,  # a checkpoint every epoch, so the kill finds one mid-fold
+        },
         "tuning": {
             "algorithm": "random",
             "max_trials": 3,

@@ -104,9 +104,18 @@ class _Interrupt(Exception):
     pass
 
 
-def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "backup_seconds, epochs_left",
+    # 0: a checkpoint every epoch, so epochs 3 and 4 remain; an hour: only the first epoch's
+    # checkpoint is written before the interruption, so epochs 2-4 remain
+    [(0, 2), (3600, 3)],
+)
+def test_interrupted_run_resumes_from_its_last_checkpoint(
+    tmp_path, monkeypatch, backup_seconds, epochs_left
+):
     frame = _frame()
-    config = load_config({**TINY, "training": {**TINY["training"], "epochs": 4}})
+    training = {**TINY["training"], "epochs": 4, "backup_seconds": backup_seconds}
+    config = load_config({**TINY, "training": training})
     original = training_loop._callbacks
 
     class StopAfterTwo(keras.callbacks.Callback):
@@ -123,8 +132,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, monkeypatch):
     assert (tmp_path / "backup" / "fold-0").is_dir()
     monkeypatch.setattr(training_loop, "_callbacks", original)
     resumed = cross_validate(config, frame, out_dir=tmp_path, verbose=0)
-    # fold 0 ran epochs 3 and 4 only (epochs 1-2 restored from the backup)
-    assert len(resumed.folds[0].history["loss"]) == 2
+    assert len(resumed.folds[0].history["loss"]) == epochs_left
     assert len(resumed.folds[1].history["loss"]) == 4
     finished = json.loads((tmp_path / "backup" / "fold-1.json").read_text())
     assert finished["result"]["metrics"] == resumed.folds[1].metrics

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from keras_lstm.metrics import (
 from keras_lstm.normalization import WINDOW_FLOOR
 from keras_lstm.training.budget import Budget, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
-from keras_lstm.training.runtime import resolve_strategy, seed_everything
+from keras_lstm.training.runtime import resolve_strategy, seed_everything, use_compilation_cache
 from keras_lstm.training.workers import fit_folds_in_workers
 
 
@@ -104,7 +105,7 @@ def _callbacks(config: Config, budget: Budget, validation: bool, tag: str, out_d
     monitor = "val_loss" if validation else "loss"
     training = config.training
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+        _StopOnNaN(),
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=budget.reduce_lr_patience, min_lr=1e-6
         ),
@@ -121,7 +122,9 @@ def _callbacks(config: Config, budget: Budget, validation: bool, tag: str, out_d
     if backup_dir:
         # double_checkpoint: a run killed while writing a checkpoint restores the one before
         callbacks.append(
-            keras.callbacks.BackupAndRestore(os.path.join(backup_dir, tag), double_checkpoint=True)
+            _TimedBackup(
+                os.path.join(backup_dir, tag), training.backup_seconds, double_checkpoint=True
+            )
         )
     if out_dir and training.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs" / tag)))
@@ -129,6 +132,46 @@ def _callbacks(config: Config, budget: Budget, validation: bool, tag: str, out_d
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.CSVLogger(str(out_dir / "logs" / f"{tag}.csv")))
     return callbacks
+
+
+class _StopOnNaN(keras.callbacks.Callback):
+    """Stops training when the epoch's loss is NaN or infinite.
+
+    Keras' `TerminateOnNaN` reads the loss after every batch, which makes Keras wait for each
+    step to finish and copy its logs to Python; at the epoch's end the loop keeps dispatching
+    steps ahead (JAX runs them asynchronously). A diverged epoch is at most one epoch late.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            print(f"Epoch {epoch + 1}: invalid loss, terminating training", flush=True)
+            self.model.stop_training = True
+
+
+class _TimedBackup(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore`, writing its checkpoint at an epoch's end only when `seconds`
+    have passed since the last one (and after the first epoch): `training.backup_seconds`.
+
+    A checkpoint costs 20-60 ms; epochs of small data take a few milliseconds, so a checkpoint
+    every epoch was most of some fits' time (`benchmarks/speed.py`, `callbacks`).
+    """
+
+    def __init__(self, backup_dir, seconds: float, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._saved_at = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        now = time.monotonic()
+        if self._saved_at is None or now - self._saved_at >= self.seconds:
+            self._save_model()
+            self._saved_at = now
 
 
 def _target_fn(prepared: Prepared):
@@ -154,6 +197,7 @@ def train_model(
     config = prepared.config
     training = config.training
     strategy = resolve_strategy(config)
+    use_compilation_cache()
     with strategy.scope():
         model = build_model(
             config.model,

@@ -1,6 +1,16 @@
-"""Seeding and the distribution strategy: process-wide settings a fit depends on."""
+"""Seeding, the distribution strategy and the compilation cache: process-wide settings a fit
+depends on.
+
+Training runs on the process's Keras backend (`keras_lstm.startup.choose_keras_backend`: JAX
+when installed, unless `KERAS_BACKEND` says otherwise). TensorFlow's distribution strategies
+apply on the TensorFlow backend only.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
 
 from keras_lstm.config import Config
 from keras_lstm.errors import ConfigError
@@ -23,10 +33,12 @@ def seed_everything(seed: int | None) -> None:
     if seed is None:
         return
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def resolve_strategy(config: Config):
@@ -37,12 +49,29 @@ def resolve_strategy(config: Config):
     when there is no GPU. `default`: no distribution. `batch_size` is the global batch, split
     across replicas.
 
+    On another Keras backend (JAX) `auto` and `default` train on one device without a strategy
+    (an object with `scope()` and `num_replicas_in_sync == 1`).
+
     Raises:
-        ConfigError: `multi_worker` (see `MULTI_WORKER_UNSUPPORTED`).
+        ConfigError: `multi_worker` (see `MULTI_WORKER_UNSUPPORTED`), or `mirrored` on a
+            backend other than TensorFlow.
     """
-    import tensorflow as tf
+    import keras
 
     name = config.training.strategy
+    if keras.backend.backend() != "tensorflow":
+        if name == "multi_worker":
+            raise ConfigError(MULTI_WORKER_UNSUPPORTED)
+        if name == "mirrored":
+            raise ConfigError(
+                "`training.strategy: mirrored` is TensorFlow's MirroredStrategy, and this "
+                f"process trains on Keras' {keras.backend.backend()!r} backend. Run with "
+                "KERAS_BACKEND=tensorflow (and a TensorFlow build that sees your GPUs), or "
+                "set `training.strategy: auto`."
+            )
+        return OneDevice()
+    import tensorflow as tf
+
     gpus = tf.config.list_logical_devices("GPU")
     if name == "multi_worker":
         raise ConfigError(MULTI_WORKER_UNSUPPORTED)
@@ -50,3 +79,46 @@ def resolve_strategy(config: Config):
         return tf.distribute.get_strategy()
     devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=devices)
+
+
+class OneDevice:
+    """No distribution: what `resolve_strategy` gives on backends without `tf.distribute`."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+CACHE_VARIABLE = "KERAS_LSTM_COMPILATION_CACHE"
+
+
+def use_compilation_cache() -> Path | None:
+    """On the JAX backend, keep compiled training, validation and prediction steps on disk, so
+    the six fits of a run (and later runs) of one architecture and batch shape compile once.
+
+    The folder is `KERAS_LSTM_COMPILATION_CACHE` when set (`off` turns the cache off), else
+    `keras-lstm/jax-<version>` in the user's cache folder (`XDG_CACHE_HOME`, default
+    `~/.cache`). It holds only XLA executables keyed by the program's hash, never data.
+    Returns the folder, or None when there is no cache (another backend, or `off`).
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    chosen = os.environ.get(CACHE_VARIABLE, "")
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        folder = Path(chosen)
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        folder = base / "keras-lstm" / f"jax-{jax.__version__}"
+    if jax.config.jax_compilation_cache_dir != str(folder):
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        # LSTM steps compile in 0.3-3 s each: keep every one, however quick
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
