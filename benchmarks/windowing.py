@@ -140,7 +140,8 @@ def child_memory(variant: str, rows: int, measure: str) -> dict:
         X, y = create_dataset(raw, LOOKBACK)
         return {"peak": meter.peak(), "x_bytes": X.nbytes, "y_bytes": y.nbytes, "windows": len(X)}
 
-    from keras_lstm.data import Scaler, WindowBatches, WindowData
+    from keras_lstm.data import Scaler, WindowData
+    from keras_lstm.training.batches import WindowBatches
 
     raw = make_raw(rows)
     scaler = Scaler.fit("standard", raw[: rows // 10]) if variant == "windows_scaled" else None
@@ -159,7 +160,8 @@ def child_memory(variant: str, rows: int, measure: str) -> dict:
 def child_timing(rows: int, loop_rows: int, repeats: int, full_loop: bool, tsd_rows: int) -> dict:
     import keras
 
-    from keras_lstm.data import WindowBatches, WindowData
+    from keras_lstm.data import WindowData
+    from keras_lstm.training.batches import WindowBatches
 
     raw = make_raw(rows)
     wanted = target_rows(rows)
@@ -220,8 +222,9 @@ def child_training(rows: int, rounds: int) -> dict:
     import keras
 
     from keras_lstm.config import ModelConfig
-    from keras_lstm.data import WindowBatches, WindowData
+    from keras_lstm.data import WindowData
     from keras_lstm.factory import build_model
+    from keras_lstm.training.batches import WindowBatches
 
     raw = make_raw(rows)
     data = WindowData(raw, raw[:, :1], LOOKBACK, HORIZON)

@@ -17,12 +17,15 @@ from keras_lstm.startup import import_keras_quietly
 
 def run_train(args) -> int:
     """`keras-lstm train CONFIG --out DIR`."""
+    from keras_lstm.training.prepare import prepare
+
     config = load_config(args.config)
     out = Path(args.out)
+    prepared = prepare(config)  # data errors before Keras is imported
     import_keras_quietly()
     from keras_lstm.pipeline import summary_table, train_and_save
 
-    bundle = train_and_save(config, out, verbose=1)
+    bundle = train_and_save(config, out, verbose=1, prepared=prepared)
     print()
     print(summary_table(bundle.metrics, config.task))
     print(f"\nBundle: {out / 'bundle'}\nMetrics: {out / 'metrics.json'}")

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from keras_lstm.files import atomic_write_text
-from keras_lstm.training import fit
+from keras_lstm.training.loop import fit
 
 
 def _fmt(value) -> str:
@@ -93,16 +93,16 @@ def verdict_line(metrics: dict) -> str:
     return f"{head} {'; '.join(parts)}."
 
 
-def train_and_save(config, out: Path, verbose="auto", data=None):
-    """Fit a config (on `data`, default `config.data.path`), write the bundle, `metrics.json`
-    and plots under `out`; return the bundle.
+def train_and_save(config, out: Path, verbose="auto", data=None, prepared=None):
+    """Fit a config (on `data`, default `config.data.path`, or on data already `prepared`),
+    write the bundle, `metrics.json` and plots under `out`; return the bundle.
 
     Example:
         >>> bundle = train_and_save("config.yaml", Path("run"))  # doctest: +SKIP
         >>> sorted(p.name for p in Path("run").iterdir())  # doctest: +SKIP
         ['backup', 'bundle', 'metrics.json']
     """
-    bundle = fit(config, data, out_dir=out, verbose=verbose)
+    bundle = fit(config, data, out_dir=out, verbose=verbose, prepared=prepared)
     bundle.save(out / "bundle")
     atomic_write_text(out / "metrics.json", json.dumps(bundle.metrics, indent=2))
     return bundle

@@ -44,11 +44,15 @@ def choose_keras_backend() -> str:
     chosen = os.environ.get("KERAS_BACKEND")
     if chosen:
         return chosen
-    if "keras" in sys.modules:  # too late to choose: Keras reads the variable on import
+    if sys.modules.get("keras") is not None:  # too late: Keras reads the variable on import
         return sys.modules["keras"].backend.backend()
     import importlib.util
 
-    if importlib.util.find_spec(TRAINING_BACKEND) is not None:
+    try:
+        found = importlib.util.find_spec(TRAINING_BACKEND) is not None
+    except ValueError:  # its entry in sys.modules is None: imports of it are blocked
+        found = False
+    if found:
         os.environ["KERAS_BACKEND"] = TRAINING_BACKEND
         return TRAINING_BACKEND
     return "tensorflow"

@@ -5,13 +5,13 @@ import pytest
 from keras_lstm.config import DataConfig, TrainingConfig
 from keras_lstm.data import (
     Scaler,
-    WindowBatches,
     WindowData,
     input_windows,
     load_table,
     plan_splits,
 )
 from keras_lstm.errors import DataError
+from keras_lstm.training.batches import WindowBatches
 
 # --- loading ------------------------------------------------------------------------------------
 

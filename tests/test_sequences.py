@@ -300,7 +300,7 @@ def test_batches_of_sequences_are_bucketed_and_cut_after_their_longest():
     """Each shuffled batch is the padded batch cut after its longest sequence (rounded up to
     `TRIM_STEP`); only padding is cut, and sequences of similar length share batches."""
     from keras_lstm.data.sequences import TRIM_STEP, SequenceData
-    from keras_lstm.data.windows import WindowBatches
+    from keras_lstm.training.batches import WindowBatches
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(10, 700, 160)

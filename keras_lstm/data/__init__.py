@@ -1,8 +1,8 @@
 """Data: load and check a table, split it walk-forward, scale it leak-free, window it lazily.
 
 The names below load on first use: `loading`, `sequences` and `outputs` need only NumPy and
-pandas (the device-side predictor reads rows and writes frames through them), while `windows`
-needs Keras and `splits` and `scaling` scikit-learn.
+pandas (the device-side predictor reads rows and writes frames through them), `splits` and
+`scaling` need scikit-learn; none needs Keras (`keras_lstm.training.batches` feeds windows to it).
 
 Example:
     >>> from keras_lstm.data import load_table  # doctest: +SKIP
@@ -19,9 +19,7 @@ _LAZY = {
     "SplitPlan": "keras_lstm.data.splits",
     "plan_splits": "keras_lstm.data.splits",
     "test_start_row": "keras_lstm.data.splits",
-    "WindowBatches": "keras_lstm.data.windows",
     "WindowData": "keras_lstm.data.windows",
-    "as_tf_dataset": "keras_lstm.data.windows",
     "input_windows": "keras_lstm.data.windows",
 }
 

@@ -5,7 +5,6 @@ Keras); a test keeps the two equal."""
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
 
@@ -16,6 +15,8 @@ def vectorize(texts, vocabulary: list[str], length: int) -> np.ndarray:
         >>> vectorize(["a b", "c"], ["", "[UNK]", "a", "b"], 3).tolist()
         [[2, 3, 0], [1, 0, 0]]
     """
+    import keras  # on first use: the data layer loads without Keras
+
     layer = keras.layers.TextVectorization(vocabulary=vocabulary[2:], output_sequence_length=length)
     return np.asarray(layer(np.asarray(list(texts), dtype=object)), dtype=np.int32)
 
@@ -28,6 +29,8 @@ def fit_vocabulary(texts: list[str], vocab_size: int) -> list[str]:
         >>> fit_vocabulary(["b a b", "c b"], 10)
         ['', '[UNK]', 'b', 'c', 'a']
     """
+    import keras
+
     layer = keras.layers.TextVectorization(max_tokens=vocab_size)
     layer.adapt(np.asarray(texts, dtype=object))
     return [str(t) for t in layer.get_vocabulary()]

@@ -1,28 +1,31 @@
-"""Training: walk-forward cross-validation, the refit and the held-out test."""
+"""Training: walk-forward cross-validation, the refit and the held-out test.
 
-from keras_lstm.training.loop import (
-    CVResult,
-    FoldResult,
-    cross_validate,
-    evaluate,
-    fit,
-    refit_epochs,
-    train_model,
-)
-from keras_lstm.training.prepare import FoldData, Prepared, prepare
-from keras_lstm.training.runtime import resolve_strategy, seed_everything
+The names below load on first use: `prepare` (loading, checks, splits, scalers, windows) needs
+no Keras, so the CLI finds data errors before it imports Keras.
+"""
 
-__all__ = [
-    "CVResult",
-    "FoldData",
-    "FoldResult",
-    "Prepared",
-    "cross_validate",
-    "evaluate",
-    "fit",
-    "prepare",
-    "refit_epochs",
-    "resolve_strategy",
-    "seed_everything",
-    "train_model",
-]
+import importlib
+
+_LAZY = {
+    "CVResult": "keras_lstm.training.loop",
+    "FoldResult": "keras_lstm.training.loop",
+    "cross_validate": "keras_lstm.training.loop",
+    "evaluate": "keras_lstm.training.loop",
+    "fit": "keras_lstm.training.loop",
+    "refit_epochs": "keras_lstm.training.loop",
+    "train_model": "keras_lstm.training.loop",
+    "FoldData": "keras_lstm.training.prepare",
+    "Prepared": "keras_lstm.training.prepare",
+    "prepare": "keras_lstm.training.prepare",
+    "resolve_strategy": "keras_lstm.training.runtime",
+    "seed_everything": "keras_lstm.training.runtime",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_lstm.training' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

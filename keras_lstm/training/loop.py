@@ -19,7 +19,7 @@ from keras_lstm.config import Config, load_config
 from keras_lstm.data import intervals
 from keras_lstm.data.preprocessing import Preprocessing
 from keras_lstm.data.splits import Fold
-from keras_lstm.data.windows import WindowBatches, as_tf_dataset, window_spread_weights
+from keras_lstm.data.windows import window_spread_weights
 from keras_lstm.errors import ConfigError
 from keras_lstm.factory import build_model
 from keras_lstm.files import atomic_write_text
@@ -32,6 +32,7 @@ from keras_lstm.metrics import (
     summarize,
 )
 from keras_lstm.normalization import WINDOW_FLOOR
+from keras_lstm.training.batches import WindowBatches, as_tf_dataset
 from keras_lstm.training.budget import Budget, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
 from keras_lstm.training.runtime import resolve_strategy, seed_everything, use_compilation_cache
@@ -563,7 +564,15 @@ def refit_epochs(cv: CVResult) -> int:
     return max(1, median, int(cv.best_epochs[-1]))
 
 
-def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None = None):
+def fit(
+    config,
+    data=None,
+    *,
+    out_dir=None,
+    verbose="auto",
+    cv: CVResult | None = None,
+    prepared: Prepared | None = None,
+):
     """Cross-validate, refit on everything before the test part, and test once.
 
     The refit trains for `refit_epochs(cv)` epochs on every window before the held-out test
@@ -577,6 +586,7 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
         out_dir: run folder for backups and logs.
         verbose: Keras' `verbose` for `fit`.
         cv: a finished `cross_validate` result to reuse.
+        prepared: the config's data, already prepared (`prepare(config, data)`; skips loading).
 
     Returns:
         A `keras_lstm.Bundle` with the model, preprocessing, config and metrics.
@@ -586,7 +596,7 @@ def fit(config, data=None, *, out_dir=None, verbose="auto", cv: CVResult | None 
         >>> bundle.metrics["test"]["rmse"]  # doctest: +SKIP
     """
     config = load_config(config)
-    prepared = prepare(config, data)
+    prepared = prepared or prepare(config, data)
     cv = cv or cross_validate(config, out_dir=out_dir, verbose=verbose, prepared=prepared)
     keras.backend.clear_session()
     seed_everything(config.seed)
