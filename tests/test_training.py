@@ -9,6 +9,7 @@ from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError
 from keras_lstm.training import cross_validate, fit, prepare, resolve_strategy
 from keras_lstm.training import loop as training_loop
+from keras_lstm.training.loop import _StopOnNaN
 
 TINY = {
     "seed": 3,
@@ -178,3 +179,18 @@ def test_classification_rejects_a_single_class():
 
     with pytest.raises(DataError, match="'label' holds one class only"):
         prepare(config, frame)
+
+
+def test_a_diverged_fit_stops_after_the_epoch_whose_loss_is_nan():
+    x = np.ones((64, 4, 1), np.float32)
+    y = np.full((64, 1), np.nan, np.float32)  # every loss is NaN
+
+    def fitted(targets):
+        model = keras.Sequential(
+            [keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)]
+        )
+        model.compile(optimizer="sgd", loss="mse")
+        return model.fit(x, targets, epochs=5, batch_size=16, verbose=0, callbacks=[_StopOnNaN()])
+
+    assert len(fitted(y).history["loss"]) == 1
+    assert len(fitted(np.ones((64, 1), np.float32)).history["loss"]) == 5
