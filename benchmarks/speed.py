@@ -26,6 +26,7 @@ Run from the repository root:
     python benchmarks/speed.py --series nile wineind --backends jax --neuralforecast
     python benchmarks/speed.py --series gunpoint --backends tensorflow jax --jsonl speed.jsonl
     python benchmarks/speed.py --step                              # ms per step vs arithmetic
+    python benchmarks/speed.py --cli run/model-int8.tflite rows.csv  # CLI answers, median of 5
 """
 
 from __future__ import annotations
@@ -319,6 +320,42 @@ def step_child(out: Path) -> None:
     out.write_text(json.dumps({"backend": keras.backend.backend(), "compile": compiled, "ms": ms}))
 
 
+def cli_table(tflite: Path, rows: Path, repeats: int = 5) -> str:
+    """Median seconds of `keras-lstm train` on a config with a misspelt key, on a config whose
+    data file is missing, and of `keras-lstm predict model.tflite --input rows.csv`."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as folder:
+        bad = Path(folder, "bad.yaml")
+        bad.write_text("data:\n  targets: [y]\n  lookbak: 4\n")
+        missing = Path(folder, "missing.yaml")
+        missing.write_text("data:\n  path: nope.csv\n  targets: [y]\n")
+        commands = {
+            "train bad.yaml (misspelt key)": ["train", str(bad)],
+            "train missing.yaml (no data file)": ["train", str(missing)],
+            "predict model.tflite --input rows.csv": [
+                "predict",
+                str(tflite),
+                "--input",
+                str(rows),
+                "--output",
+                str(Path(folder, "p.csv")),
+            ],
+        }
+        lines = ["| command | median of 5 (s) | exit code |", "| --- | ---: | ---: |"]
+        for name, arguments in commands.items():
+            seconds, code = [], None
+            for _ in range(repeats):
+                start = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-m", "keras_lstm.cli", *arguments], capture_output=True
+                )
+                seconds.append(time.perf_counter() - start)
+                code = done.returncode
+            lines.append(f"| `keras-lstm {name}` | {statistics.median(seconds):.2f} | {code} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", nargs="+", default=FORECASTS + UCR)
@@ -328,6 +365,7 @@ def main(argv=None) -> int:
     parser.add_argument("--neuralforecast", action="store_true")
     parser.add_argument("--step", action="store_true", help="ms per step per backend only")
     parser.add_argument("--jsonl", type=Path, help="append each row to this file")
+    parser.add_argument("--cli", nargs=2, type=Path, metavar=("TFLITE", "CSV"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--neuralforecast-child", help=argparse.SUPPRESS)
     parser.add_argument("--step-child", action="store_true", help=argparse.SUPPRESS)
@@ -345,6 +383,9 @@ def main(argv=None) -> int:
         return 0
     if args.step:
         print(step_table(args.backends))
+        return 0
+    if args.cli:
+        print(cli_table(*args.cli))
         return 0
     sys.path.insert(0, str(BENCHMARKS))
     from accuracy import _parse_overrides

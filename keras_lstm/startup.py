@@ -45,7 +45,8 @@ def choose_keras_backend() -> str:
     if chosen:
         return chosen
     if sys.modules.get("keras") is not None:  # too late: Keras reads the variable on import
-        return sys.modules["keras"].backend.backend()
+        os.environ["KERAS_BACKEND"] = sys.modules["keras"].backend.backend()
+        return os.environ["KERAS_BACKEND"]
     import importlib.util
 
     try:

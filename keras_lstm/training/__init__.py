@@ -1,10 +1,13 @@
 """Training: walk-forward cross-validation, the refit and the held-out test.
 
-The names below load on first use: `prepare` (loading, checks, splits, scalers, windows) needs
-no Keras, so the CLI finds data errors before it imports Keras.
+`prepare` (loading, checks, splits, scalers, windows) needs no Keras, so the CLI finds data
+errors before it imports Keras; the names that need Keras load on first use.
 """
 
 import importlib
+
+# imported here, not lazily: the function `prepare` must shadow its module's name
+from keras_lstm.training.prepare import FoldData, Prepared, prepare
 
 _LAZY = {
     "CVResult": "keras_lstm.training.loop",
@@ -14,9 +17,6 @@ _LAZY = {
     "fit": "keras_lstm.training.loop",
     "refit_epochs": "keras_lstm.training.loop",
     "train_model": "keras_lstm.training.loop",
-    "FoldData": "keras_lstm.training.prepare",
-    "Prepared": "keras_lstm.training.prepare",
-    "prepare": "keras_lstm.training.prepare",
     "resolve_strategy": "keras_lstm.training.runtime",
     "seed_everything": "keras_lstm.training.runtime",
 }
@@ -28,4 +28,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_lstm.training' has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "FoldData", "Prepared", "prepare"])
