@@ -7,7 +7,7 @@ errors before it imports Keras; the names that need Keras load on first use.
 import importlib
 
 # imported here, not lazily: the function `prepare` must shadow its module's name
-from keras_lstm.training.prepare import FoldData, Prepared, prepare
+from keras_lstm.training.prepare import FoldData, Prepared, prepare  # noqa: F401
 
 _LAZY = {
     "CVResult": "keras_lstm.training.loop",
