@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,14 +96,16 @@ def _parse_times(frame: pd.DataFrame, column: str) -> pd.DatetimeIndex | pd.Inde
         bad = np.flatnonzero(~np.isfinite(times.to_numpy(dtype=float)))
     else:
         try:
-            times = pd.to_datetime(raw, errors="coerce", format="mixed")
+            with warnings.catch_warnings():  # pandas warns before it fails on mixed zones
+                warnings.simplefilter("ignore", FutureWarning)
+                parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+                bad = np.flatnonzero(parsed.isna().to_numpy())
+                times = pd.DatetimeIndex(parsed)
         except (ValueError, TypeError, OverflowError) as err:  # e.g. mixed time zones
             raise DataError(
                 f"Time column {column!r} cannot be read as times: {err}. Write every time in "
                 "one format and one time zone."
             ) from None
-        bad = np.flatnonzero(times.isna().to_numpy())
-        times = pd.DatetimeIndex(times)
     if len(bad):
         row = int(bad[0])
         raise DataError(
