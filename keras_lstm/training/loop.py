@@ -240,9 +240,13 @@ def train_model(
         if val is not None:
             callbacks.insert(0, _ReplicaSafeValidation(val))
             val = None
-    elif getattr(fold_data.windows, "lengths", None) is not None:
-        # batches cut to their longest sequence change shape: tf.data takes a None time axis,
-        # Keras' own PyDataset adapter fixes the shape of the first batches
+    elif (
+        getattr(fold_data.windows, "lengths", None) is not None
+        and keras.backend.backend() == "tensorflow"
+    ):
+        # batches cut to their longest sequence change shape: on TensorFlow, tf.data takes a
+        # None time axis where Keras' PyDataset adapter fixes the shape of the first batches;
+        # JAX takes the NumPy batches as they come (one compilation per shape)
         batches = as_tf_dataset(batches)
         val = None if val is None else as_tf_dataset(val)
     class_weight = None
