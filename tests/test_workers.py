@@ -193,3 +193,16 @@ def test_no_python_executable_is_a_clear_error(monkeypatch, private_tmp):
     with pytest.raises(WorkerError, match="sys.executable.*fold_workers: never"):
         workers.fit_folds_in_workers(fit_fold, FoldResult, prepared, [0], verbose=0)
     assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_a_worker_imports_tensorflow_only_on_the_tensorflow_backend(backend, monkeypatch):
+    # a worker's start-up is paid per trial in a search: TensorFlow's import is seconds of it
+    pytest.importorskip(backend)
+    from _worker_probe import Imported, report_imports
+
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    [got] = workers.fit_folds_in_workers(report_imports, Imported, None, [0])
+    assert got.keras_backend == backend
+    assert got.tensorflow is (backend == "tensorflow")

@@ -36,7 +36,7 @@ from pathlib import Path
 from keras_lstm import errors
 from keras_lstm.errors import WorkerError
 from keras_lstm.files import atomic_write_text
-from keras_lstm.startup import import_tensorflow_quietly
+from keras_lstm.startup import choose_keras_backend, import_tensorflow_quietly
 
 FOLDS_PER_WORKER = 5
 TASK_FILE = "task.pickle"
@@ -166,8 +166,10 @@ def _watch_parent(parent: int) -> bool:
 def main(argv=None) -> int:
     """Entry point of a worker process: `python -m keras_lstm.training.workers TASK_DIR`."""
     folder = Path((argv or sys.argv[1:])[0])
-    # start-up notices of TensorFlow's C++ runtime, once per worker, unless asked for
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":
+    # start-up notices of TensorFlow's C++ runtime, once per worker, unless asked for; a
+    # worker on another backend (KERAS_BACKEND, set by the parent) does not import TensorFlow
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2"
+    if quiet and choose_keras_backend() == "tensorflow":
         import_tensorflow_quietly()
     task_path = folder / TASK_FILE
     with open(task_path, "rb") as handle:
