@@ -19,12 +19,16 @@ defaults, once per Keras backend, and reports its wall time split into:
 With `--neuralforecast` (the `bench` extra: `pip install "torch==2.13.0" -e ".[bench]"`), one
 NeuralForecast `LSTM(h=1, input_size=lookback, max_steps=1000)` fit on the same rows before the
 test part runs in its own process beside each forecasting series, and the table shows the ratio.
-Runs are sequential, so ratios in one table share the machine's load.
+Runs are sequential, so ratios in one table share the machine's load. The JAX backend keeps
+compiled steps in a persistent cache (`keras_lstm.training.runtime.use_compilation_cache`), so
+a second run of an architecture compiles less than the first: `--cold-cache` gives each run an
+empty cache, as a user's first run has.
 
 Run from the repository root:
     python benchmarks/speed.py                                    # everything, both backends
     python benchmarks/speed.py --series nile wineind --backends jax --neuralforecast
     python benchmarks/speed.py --series gunpoint --backends tensorflow jax --jsonl speed.jsonl
+    python benchmarks/speed.py --series nile --backends jax --cold-cache     # a first run
     python benchmarks/speed.py --step                              # ms per step vs arithmetic
     python benchmarks/speed.py --cli run/model-int8.tflite rows.csv  # CLI answers, median of 5
 """
@@ -242,12 +246,18 @@ def _spawn(arguments: list[str], env: dict) -> dict:
         return json.loads(out.read_text())
 
 
-def run(name: str, backend: str, seed: int, overrides: dict) -> dict:
+def run(name: str, backend: str, seed: int, overrides: dict, cold: bool = False) -> dict:
+    """One profiled `train` of `name` in a fresh process; `cold`: with an empty compilation
+    cache (a user's first run of an architecture), else the user's cache as it is."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     arguments = ["--child", name, "--seed", str(seed), "--set-json", json.dumps(overrides)]
-    started = time.perf_counter()
-    row = _spawn(arguments, env)
-    row["process"] = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as cache:
+        if cold:
+            env["KERAS_LSTM_COMPILATION_CACHE"] = cache
+        started = time.perf_counter()
+        row = _spawn(arguments, env)
+        row["process"] = time.perf_counter() - started
+    row["cache"] = "cold" if cold else "warm"
     return row
 
 
@@ -263,7 +273,8 @@ def table(rows: list[dict]) -> str:
         steps = sum(fit["train_steps"] for fit in row["fits"])
         ms = 1000 * row["parts"]["steps"] / max(1, steps - len(row["fits"]))
         nf = row.get("neuralforecast")
-        cells = [row["series"], row["backend"], f"{row['process']:.1f}"]
+        backend = row["backend"] + (", cold cache" if row.get("cache") == "cold" else "")
+        cells = [row["series"], backend, f"{row['process']:.1f}"]
         cells += [f"{row['parts'][part]:.1f}" for part in PARTS]
         cells += [str(len(row["fits"])), str(steps), f"{ms:.2f}", f"{row['score']:.4g}"]
         cells += [f"{nf['fit']:.1f}", f"{row['process'] / nf['fit']:.2f}"] if nf else ["", ""]
@@ -365,6 +376,11 @@ def main(argv=None) -> int:
     parser.add_argument("--neuralforecast", action="store_true")
     parser.add_argument("--step", action="store_true", help="ms per step per backend only")
     parser.add_argument("--jsonl", type=Path, help="append each row to this file")
+    parser.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="each run with an empty compilation cache (a first run), not the user's",
+    )
     parser.add_argument("--cli", nargs=2, type=Path, metavar=("TFLITE", "CSV"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--neuralforecast-child", help=argparse.SUPPRESS)
@@ -397,7 +413,7 @@ def main(argv=None) -> int:
         if args.neuralforecast and name in FORECASTS:
             nf = run_neuralforecast(name)
         for backend in args.backends:
-            row = run(name, backend, args.seed, overrides)
+            row = run(name, backend, args.seed, overrides, cold=args.cold_cache)
             row["neuralforecast"] = nf
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
