@@ -388,6 +388,10 @@ class TrainingConfig:
             could take this many gradient steps (early stopping still ends it): small sets of
             whole sequences get only a few steps per epoch. `0` turns it off; whole-sequence
             classifiers that leave `training.epochs` unset get 1500.
+        max_steps: with `auto_budget`, the most gradient steps of one fit: a fit on many
+            windows stops after `ceil(max_steps / steps_per_epoch)` epochs if `epochs` would
+            take it further (large data takes many steps per epoch and learns in fewer epochs).
+            `0` turns it off; at least `min_steps` when both are set.
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
@@ -419,12 +423,14 @@ class TrainingConfig:
     window_loss: bool = False
     loss: str = "mse"
     min_steps: int = 0
+    max_steps: int = 0
     interval: tuple[float, ...] | None = None
 
     def __post_init__(self):
         _set(self, "interval", _levels("training.interval", self.interval))
         _set(self, "epochs", _int("training.epochs", self.epochs, minimum=1))
         _set(self, "min_steps", _int("training.min_steps", self.min_steps, minimum=0))
+        _set(self, "max_steps", _int("training.max_steps", self.max_steps, minimum=0))
         _set(self, "batch_size", _int("training.batch_size", self.batch_size, minimum=1))
         _set(
             self,

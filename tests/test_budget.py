@@ -154,3 +154,23 @@ def test_budget_option_changes_the_batches(small_runs):
     iterations_off = int(model_off.optimizer.iterations.numpy())
     assert iterations_on == on["steps_per_epoch"] * small_runs[True].metrics["refit_epochs"]
     assert iterations_off == off["steps_per_epoch"] * small_runs[False].metrics["refit_epochs"]
+
+
+@pytest.mark.parametrize("windows", [40, 400, 3000, 100_000])
+def test_max_steps_cuts_only_the_fits_that_would_take_more_steps(windows):
+    uncapped = fit_budget(TrainingConfig(), windows)
+    capped = fit_budget(TrainingConfig(max_steps=1000), windows)
+    steps = uncapped.steps_per_epoch
+    assert capped.batch_size == uncapped.batch_size
+    assert capped.epochs == min(100, math.ceil(1000 / steps))
+    assert capped.epochs * steps < 1000 + steps  # no more than one epoch past the cap
+    if uncapped.epochs * steps <= 1000:  # small data keeps its epochs
+        assert capped == uncapped
+    else:
+        assert capped.epochs < uncapped.epochs
+        assert capped.patience <= capped.epochs
+
+
+def test_min_steps_wins_over_a_smaller_max_steps():
+    budget = fit_budget(TrainingConfig(max_steps=10), 40, min_steps=500)
+    assert budget.epochs * budget.steps_per_epoch >= 500

@@ -10,7 +10,8 @@ gradient step per epoch and early stopping ends it after about 11 steps. With
   stopping waits at least 400 gradient steps, never more than `training.epochs`;
 - `reduce_lr_patience` scaled by the same factor as the patience.
 
-`training.epochs` stays the most epochs per fit, except that a cross-validation fit may run
+`training.epochs` stays the most epochs per fit, except that `training.max_steps` cuts a fit on
+many windows to about that many gradient steps, and a cross-validation fit may run
 until it could take `training.min_steps` gradient steps: labelled data sets are often a few
 dozen sequences, and a fold of 29 sequences gets only 4 steps per epoch (whole-sequence
 classifiers get 1500 unless `training.epochs` is set; measured on the UCR sets of the development
@@ -77,6 +78,9 @@ def fit_budget(
     batch = min(training.batch_size, max(MIN_BATCH, math.ceil(windows / MIN_STEPS_PER_EPOCH)))
     steps = math.ceil(windows / batch)
     epochs = max(epochs, math.ceil(min_steps / steps))
+    if training.max_steps:
+        cap = max(training.max_steps, min_steps)
+        epochs = min(epochs, max(1, math.ceil(cap / steps)))
     patience = max(training.early_stopping_patience, math.ceil(MIN_PATIENCE_STEPS / steps))
     factor = patience / max(1, training.early_stopping_patience)
     reduce_lr = max(training.reduce_lr_patience, round(training.reduce_lr_patience * factor))
