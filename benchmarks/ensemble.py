@@ -1,0 +1,124 @@
+"""Would averaging the cross-validation fold models with the refit cut forecast error?
+
+`keras_lstm.fit` trains one model per walk-forward fold and then a refit on all the training
+part, and keeps only the refit. This benchmark runs the same `fit` on the development series
+(the accuracy benchmark's configs), keeps every model it trains, and scores on the same held-out
+test windows:
+
+- `refit`: the refit alone (what `fit` ships; its RMSE must equal `metrics.json`'s);
+- `folds`: the mean forecast of the fold models;
+- `all`: the mean forecast of the fold models and the refit;
+- `last+refit`: the last fold's model (trained on the most data) and the refit.
+
+Each fold model predicts through its own fold's scalers, so every forecast is in real units.
+
+Run from the repository root:
+    python benchmarks/ensemble.py --series wineind ausbeer nile --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCHMARKS = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCHMARKS))
+
+from accuracy import SHARED, series_config  # noqa: E402
+
+SMALL = ["wineind", "ausbeer", "macro_realgdp", "nile", "elnino", "seattle"]
+
+
+def run(name: str, seed: int) -> dict:
+    """One `fit` of `name` that keeps its models; the test RMSE of each combination."""
+    import keras_lstm.training.loop as loop
+    from keras_lstm.config import load_config
+    from keras_lstm.training import prepare
+
+    config = load_config(series_config(name, seed, SHARED, {}))
+    prepared = prepare(config)
+    trained = []
+    real_train_model = loop.train_model
+
+    def keeping(prepared_, fold, fold_data, **kwargs):
+        model, history = real_train_model(prepared_, fold, fold_data, **kwargs)
+        trained.append((fold_data, model))
+        return model, history
+
+    loop.train_model = keeping
+    try:
+        bundle = loop.fit(config, verbose=0, prepared=prepared)
+    finally:
+        loop.train_model = real_train_model
+    final = prepared.plan.final
+    scored = [loop.evaluate(prepared, final, fold_data, model) for fold_data, model in trained]
+    true = scored[-1]["true"]
+    preds = [s["pred"] for s in scored]  # the folds in order, then the refit
+
+    def rmse(pred):
+        return float(np.sqrt(np.mean((pred - true) ** 2)))
+
+    row = {
+        "series": name,
+        "seed": seed,
+        "refit": rmse(preds[-1]),
+        "folds": rmse(np.mean(preds[:-1], axis=0)),
+        "all": rmse(np.mean(preds, axis=0)),
+        "last+refit": rmse(np.mean(preds[-2:], axis=0)),
+        "shipped": float(bundle.metrics["test"]["rmse"]),
+    }
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    lines = [
+        "| series | seeds | refit (shipped) | folds' mean | folds + refit | last fold + refit |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ratios = {key: [] for key in ("folds", "all", "last+refit")}
+    for name, group in frame.groupby("series", sort=False):
+        mean = group.mean(numeric_only=True)
+        cells = [name, str(len(group)), f"{mean['refit']:.4g}"]
+        for key in ratios:
+            ratios[key].append(mean[key] / mean["refit"])
+            cells.append(f"{mean[key]:.4g} ({mean[key] / mean['refit']:.3f})")
+        lines.append("| " + " | ".join(cells) + " |")
+    geo = {k: float(np.exp(np.mean(np.log(v)))) for k, v in ratios.items()}
+    lines.append(
+        "\nGeometric mean of RMSE / refit's: "
+        + ", ".join(f"{key} {value:.3f}" for key, value in geo.items())
+    )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", nargs="+", default=SMALL)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--jsonl", type=Path, help="append each run's row to this file")
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.series:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            row = run(name, seed)
+            assert abs(row["refit"] - row["shipped"]) <= 1e-6 * max(1.0, row["shipped"]), row
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.jsonl:
+                with args.jsonl.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+    print()
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
