@@ -28,7 +28,7 @@ import numpy as np
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
-from accuracy import SHARED, series_config  # noqa: E402
+from accuracy import SHARED, collect, series_config  # noqa: E402
 
 SMALL = ["wineind", "ausbeer", "macro_realgdp", "nile", "elnino", "seattle"]
 
@@ -105,16 +105,11 @@ def main(argv=None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--jsonl", type=Path, help="append each run's row to this file")
     args = parser.parse_args(argv)
-    rows = []
-    for name in args.series:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            row = run(name, seed)
-            assert abs(row["refit"] - row["shipped"]) <= 1e-6 * max(1.0, row["shipped"]), row
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.jsonl:
-                with args.jsonl.open("a") as handle:
-                    handle.write(json.dumps(row) + "\n")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(name, seed) for name in args.series for seed in seeds]
+    rows = collect(jobs, lambda job: run(*job), json.dumps, args.jsonl)
+    for row in rows:  # the refit scored here is the model `fit` shipped
+        assert abs(row["refit"] - row["shipped"]) <= 1e-6 * max(1.0, row["shipped"]), row
     print()
     print(table(rows))
     return 0
