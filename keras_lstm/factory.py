@@ -145,7 +145,7 @@ def build_model(
         stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
     masked = mask_value is not None and not config.embedding
     if masked and sequence_standardized:
-        stack.append(SequenceStandardized(scale_channels=True))
+        stack.append(SequenceStandardized(scale_channels=True, level_channels=True))
     for filters, kernel in config.conv_layers:
         conv = MaskedConv1D if masked else layers.Conv1D
         activation = None if config.batch_norm else "relu"

@@ -46,23 +46,35 @@ class SequenceStandardized(keras.layers.Layer):
 
     With `scale_channels`, the log of each channel's standard deviation is appended as one more
     channel per feature (constant over the valid steps): the shape is then learnt free of the
-    scale, and the scale, which tells a kettle from a phone charger, is not lost.
+    scale, and the scale, which tells a kettle from a phone charger, is not lost. With
+    `level_channels`, each channel's mean is appended too, as `sign(mean) * log(1 + |mean|)`
+    (the inputs are already standardized over the training set, so this is the sequence's
+    level against the others, compressed where levels span orders of magnitude): classes
+    that differ only in their level stay apart.
 
     Args:
         floor: the smallest standard deviation, so a flat channel stays finite.
         scale_channels: append `log(std)` of each channel.
+        level_channels: append the signed log level of each channel (after the scale ones).
 
     Example:
         >>> SequenceStandardized()(np.array([[[1.0], [3.0]]])).numpy().ravel().tolist()
         [-1.0, 1.0]
     """
 
-    def __init__(self, floor: float = SEQUENCE_FLOOR, scale_channels: bool = False, **kwargs):
+    def __init__(
+        self,
+        floor: float = SEQUENCE_FLOOR,
+        scale_channels: bool = False,
+        level_channels: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not floor > 0:
             raise ValueError(f"Expected `floor` to be positive. Received: floor={floor!r}")
         self.floor = float(floor)
         self.scale_channels = bool(scale_channels)
+        self.level_channels = bool(level_channels)
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
@@ -72,14 +84,15 @@ class SequenceStandardized(keras.layers.Layer):
         centred = (inputs - mean) * valid
         spread = ops.sqrt(ops.sum(ops.square(centred), axis=1, keepdims=True) / count)
         spread = ops.maximum(spread, self.floor)
-        standardized = centred / spread
-        if not self.scale_channels:
-            return standardized
-        scale = ops.log(spread) * valid  # (batch, time, channels): zero on padded steps
-        return ops.concatenate([standardized, scale], axis=-1)
+        parts = [centred / spread]
+        if self.scale_channels:
+            parts.append(ops.log(spread) * valid)  # (batch, time, channels): zero on padding
+        if self.level_channels:
+            parts.append(ops.sign(mean) * ops.log(1.0 + ops.abs(mean)) * valid)
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
 
     def compute_output_shape(self, input_shape):
-        channels = input_shape[-1] * (2 if self.scale_channels else 1)
+        channels = input_shape[-1] * (1 + self.scale_channels + self.level_channels)
         return (*input_shape[:-1], channels)
 
     def get_config(self):
@@ -87,6 +100,7 @@ class SequenceStandardized(keras.layers.Layer):
             **super().get_config(),
             "floor": self.floor,
             "scale_channels": self.scale_channels,
+            "level_channels": self.level_channels,
         }
 
 

@@ -51,6 +51,26 @@ def test_scale_channels_carry_the_log_spread_of_each_sequence():
         assert not out[i, n:].any()
 
 
+def test_level_channels_carry_the_signed_log_level_of_each_sequence():
+    """Two sequences of one shape at levels -40 and 0.5 (same spread) standardize to the same
+    shape channel; the level channels, after the scale ones, are `sign(m) * log(1 + |m|)` of
+    each sequence's mean, so the level that a per-sequence scaler removes is still there."""
+    shape = np.sin(np.arange(10, dtype=np.float32))[:, None]
+    sequences = [shape - 40.0, shape[:7] + 0.5]
+    layer = SequenceStandardized(scale_channels=True, level_channels=True)
+    out = np.asarray(layer(_masked(pad(sequences, 10))))
+    assert out.shape == (2, 10, 3)
+    for i, s in enumerate(sequences):
+        n, mean = len(s), float(s.mean())
+        np.testing.assert_allclose(out[i, :n, 0], ((s - mean) / s.std())[:, 0], atol=1e-4)
+        np.testing.assert_allclose(out[i, :n, 1], np.log(s.std()), rtol=1e-4)
+        np.testing.assert_allclose(out[i, :n, 2], np.sign(mean) * np.log1p(abs(mean)), rtol=1e-5)
+        assert not out[i, n:].any()
+    # a saved layer keeps the option
+    restored = SequenceStandardized.from_config(layer.get_config())
+    assert restored.level_channels and restored.scale_channels
+
+
 def test_whole_sequences_are_standardized_per_sequence_by_default():
     from keras_lstm.training import prepare
 

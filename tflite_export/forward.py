@@ -376,6 +376,7 @@ class _SequenceStandardized:
     def __init__(self, layer):
         self.floor = float(layer.floor)
         self.scale_channels = bool(getattr(layer, "scale_channels", False))
+        self.level_channels = bool(getattr(layer, "level_channels", False))
 
     def __call__(self, x, length=None):
         valid = _valid(x, length)
@@ -384,9 +385,12 @@ class _SequenceStandardized:
         centred = (x - mean) * valid
         spread = tf.sqrt(tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count)
         spread = tf.maximum(spread, self.floor)
-        if not self.scale_channels:
-            return centred / spread
-        return tf.concat([centred / spread, tf.math.log(spread) * valid], axis=-1)
+        parts = [centred / spread]
+        if self.scale_channels:
+            parts.append(tf.math.log(spread) * valid)
+        if self.level_channels:
+            parts.append(tf.sign(mean) * tf.math.log(1.0 + tf.abs(mean)) * valid)
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
 
 
 class _MaxPooling1D:
