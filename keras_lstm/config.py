@@ -158,7 +158,8 @@ class DataConfig:
             each input window centred on its own last value and divided by its own spread and
             the forecast mapped back, so a trending series may leave the training range
             (series only); `sequence`: a standard scaler fitted on training rows, then, inside
-            the model, each whole sequence standardized per channel by its own valid steps
+            the model, each whole sequence standardized per channel by its own valid steps,
+            with each channel's log spread and signed log level kept as extra channels
             (whole sequences only); `standard`, `minmax`, `robust` or `none`, fitted on
             training rows only; `auto`: `window` for forecasting series, `sequence` for whole
             sequences, `standard` for classification of a series and text (chosen by

@@ -110,7 +110,8 @@ def build_model(
             `model.linear_path` (regression) the wrapper also holds the linear path.
         sequence_standardized: with `mask_value` (whole sequences), standardize each
             sequence per channel by its own valid steps first and append the log of each
-            channel's standard deviation as a channel (`data.scaler: sequence`).
+            channel's standard deviation and its signed log mean as channels (`data.scaler:
+            sequence`).
         season: with `window_channels`, map the forecast back onto the seasonal naive forecast
             of this period when it fits in the window (`data.season`).
 
