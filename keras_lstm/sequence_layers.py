@@ -39,6 +39,9 @@ def _float_mask(mask, inputs):
     return ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
 
 
+LEVEL_TINY = 1e-12  # below it a level is zero: the signed log level's division stays finite
+
+
 @keras.saving.register_keras_serializable(package="keras_lstm")
 class SequenceStandardized(keras.layers.Layer):
     """Centre each sequence on its own mean and divide by its own standard deviation, per
@@ -88,7 +91,10 @@ class SequenceStandardized(keras.layers.Layer):
         if self.scale_channels:
             parts.append(ops.log(spread) * valid)  # (batch, time, channels): zero on padding
         if self.level_channels:
-            parts.append(ops.sign(mean) * ops.log(1.0 + ops.abs(mean)) * valid)
+            # sign(m) * log(1 + |m|), written without SIGN (not a TFLite Micro op)
+            size = ops.abs(mean)
+            level = mean * ops.log(1.0 + size) / ops.maximum(size, LEVEL_TINY)
+            parts.append(level * valid)
         return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
 
     def compute_output_shape(self, input_shape):

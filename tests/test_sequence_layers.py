@@ -14,6 +14,7 @@ from keras_lstm.sequence_layers import (
     MaskedMaxPooling1D,
     SequenceStandardized,
 )
+from tflite_export.c_array import micro_support
 
 
 def _masked(x):
@@ -143,6 +144,9 @@ def test_padded_batch_predicts_like_each_sequence_and_exports(config, tmp_path):
     np.testing.assert_allclose(batch, single, atol=1e-5)
     report = export(model, "float32", tmp_path / "m.tflite", pad(sequences * 4, 20), lookback=20)
     assert report["builtin_only"] and report["max_abs_error"] < 1e-5
+    # the per-sequence scaler (log spread and signed log level) needs no op TFLite Micro lacks
+    missing = micro_support((tmp_path / "m.tflite").read_bytes()).missing
+    assert "SIGN" not in missing and not {"LOG", "DIV", "ABS", "MAXIMUM"} & set(missing)
 
 
 def test_conv_front_layers_and_pooling_in_order():

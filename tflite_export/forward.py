@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from keras_lstm.errors import ExportError
 from keras_lstm.factory import stack_layers
+from keras_lstm.sequence_layers import LEVEL_TINY
 
 _IDENTITY_LAYERS = (
     "Dropout",
@@ -389,7 +390,9 @@ class _SequenceStandardized:
         if self.scale_channels:
             parts.append(tf.math.log(spread) * valid)
         if self.level_channels:
-            parts.append(tf.sign(mean) * tf.math.log(1.0 + tf.abs(mean)) * valid)
+            size = tf.abs(mean)  # sign(m) * log(1 + |m|) without SIGN, as the Keras layer
+            level = mean * tf.math.log(1.0 + size) / tf.maximum(size, LEVEL_TINY)
+            parts.append(level * valid)
         return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
 
 
