@@ -273,16 +273,8 @@ def dtw_nearest_neighbour(name: str, data_dir: Path) -> float:
 def nearest_neighbour(name: str, data_dir: Path) -> float:
     """Test accuracy of one-nearest-neighbour with the Euclidean distance (sequences
     zero-padded to a common length), the classical baseline computed here."""
-    parts = labelled_sequences(name, data_dir)
-    length = max(len(s) for s in parts["train"][0] + parts["test"][0])
-
-    def padded(seqs):
-        out = np.zeros((len(seqs), length * seqs[0].shape[1]))
-        for i, s in enumerate(seqs):
-            out[i, : s.size] = s.ravel()
-        return out
-
-    train, test = padded(parts["train"][0]), padded(parts["test"][0])
+    parts = _padded_channels_first(labelled_sequences(name, data_dir))
+    train, test = (parts[part][0].reshape(len(parts[part][0]), -1) for part in ("train", "test"))
     distances = (test**2).sum(1)[:, None] - 2 * test @ train.T + (train**2).sum(1)[None, :]
     predicted = parts["train"][1][np.argmin(distances, axis=1)]
     return float(np.mean(predicted == parts["test"][1]))
