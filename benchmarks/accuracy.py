@@ -28,7 +28,8 @@ on its train file and are tested once on its official test file (`data.test_path
 accuracy is shown beside MiniRocket (aeon's `MiniRocketClassifier`, the strongest cheap peer:
 random convolutional features and a ridge classifier, same files, same seed), the 1NN-DTW
 accuracy (published in the data's README, or computed with aeon where none is), one-nearest-
-neighbour with the Euclidean distance (computed here) and the majority class.
+neighbour with the Euclidean distance and the majority class (both baselines of the run itself,
+`metrics.json`).
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def labelled_sequences(name: str, data_dir: Path) -> dict:
 
 def _padded_channels_first(parts: dict) -> dict:
     """`(n, channels, longest)` arrays, zero-padded after each sequence's end (aeon's
-    MiniRocket and 1NN-DTW take equal lengths, channels first)."""
+    MiniRocket takes equal lengths, channels first)."""
     longest = max(len(s) for s in parts["train"][0] + parts["test"][0])
     out = {}
     for part, (seqs, labels) in parts.items():
@@ -270,16 +271,6 @@ def dtw_nearest_neighbour(name: str, data_dir: Path) -> float:
     return float(np.mean(predicted == parts["test"][1]))
 
 
-def nearest_neighbour(name: str, data_dir: Path) -> float:
-    """Test accuracy of one-nearest-neighbour with the Euclidean distance (sequences
-    zero-padded to a common length), the classical baseline computed here."""
-    parts = _padded_channels_first(labelled_sequences(name, data_dir))
-    train, test = (parts[part][0].reshape(len(parts[part][0]), -1) for part in ("train", "test"))
-    distances = (test**2).sum(1)[:, None] - 2 * test @ train.T + (train**2).sum(1)[None, :]
-    predicted = parts["train"][1][np.argmin(distances, axis=1)]
-    return float(np.mean(predicted == parts["test"][1]))
-
-
 def run_classifier(name: str, seed: int, data_dir: Path, overrides: dict) -> dict:
     bundle, seconds = _timed_fit(classifier_config(name, seed, data_dir, overrides))
     metrics = bundle.metrics
@@ -292,6 +283,8 @@ def run_classifier(name: str, seed: int, data_dir: Path, overrides: dict) -> dic
         "accuracy": metrics["test"]["accuracy"],
         "f1_macro": metrics["test"]["f1_macro"],
         "majority": metrics["baselines"]["majority"]["test"]["accuracy"],
+        # computed by the run itself on the training file (keras_lstm.metrics)
+        "nn_euclidean": metrics["baselines"]["1nn_euclidean"]["test"]["accuracy"],
         "cv_accuracy": metrics["cv"]["mean"]["accuracy"],
         "refit_epochs": metrics.get("refit_epochs"),
         "training": metrics.get("training"),
@@ -332,7 +325,7 @@ def classifier_table(rows: list[dict], data_dir: Path) -> str:
         close = "-" if math.isnan(peer) else "yes" if mean["accuracy"] >= peer - 0.01 else "**no**"
         lines.append(
             f"| {name} | {mean['accuracy']:.3f} (± {group['accuracy'].std(ddof=0):.3f}) "
-            f"| {peer:.3f} | {dtw:.3f} ({source}) | {nearest_neighbour(name, data_dir):.3f} "
+            f"| {peer:.3f} | {dtw:.3f} ({source}) | {mean.get('nn_euclidean', math.nan):.3f} "
             f"| {mean['majority']:.3f} | {'yes' if mean['accuracy'] > dtw else '**no**'} "
             f"| {close} | {mean['seconds']:.0f} | {mean.get('minirocket_seconds', math.nan):.1f} |"
         )

@@ -139,6 +139,43 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
+def nearest_neighbour_labels(
+    train: np.ndarray, labels: np.ndarray, queries: np.ndarray, chunk: int = 256
+) -> np.ndarray:
+    """The label of each query's nearest training sample by Euclidean distance: the
+    1NN-Euclidean baseline of labelled sequences, on zero-padded `(n, length, channels)` arrays
+    (the shorter of the two is padded to the other's length).
+
+    Example:
+        >>> train = np.array([[[0.0], [0.0]], [[5.0], [5.0]]])
+        >>> nearest_neighbour_labels(train, np.array([3, 7]), np.array([[[4.0], [6.0]]]))
+        array([7])
+    """
+    train = np.asarray(train, dtype=np.float64)
+    queries = np.asarray(queries, dtype=np.float64)
+    length = max(train.shape[1], queries.shape[1])
+
+    def flat(x):
+        widths = [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2)
+        return np.pad(x, widths).reshape(len(x), -1)
+
+    train, queries = flat(train), flat(queries)
+    norms = (train**2).sum(axis=1)
+    nearest = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        part = queries[start : start + chunk]
+        # |q - t|^2 without the |q|^2 term, which does not change the argmin over t
+        nearest[start : start + chunk] = np.argmin(norms[None, :] - 2 * part @ train.T, axis=1)
+    return np.asarray(labels)[nearest]
+
+
+def hard_label_metrics(labels: np.ndarray, predicted: np.ndarray, classes: int) -> dict:
+    """`classification_metrics` of a baseline that predicts labels, not probabilities: the log
+    loss and AUC of one-hot guesses say nothing, so they are None."""
+    one_hot = np.eye(classes)[np.asarray(predicted).astype(int)]
+    return {**classification_metrics(labels, one_hot), "auc": None, "log_loss": None}
+
+
 def summarize(folds: list[dict]) -> tuple[dict, dict]:
     """Mean and standard deviation over folds of every top-level numeric metric."""
     keys = [k for k, v in folds[0].items() if isinstance(v, (int, float)) or v is None]
@@ -151,14 +188,15 @@ def summarize(folds: list[dict]) -> tuple[dict, dict]:
 
 
 # metric judged against the baselines, and whether higher is better
-_VERDICT_METRICS = (("mase", False), ("rmse", False), ("log_loss", False), ("accuracy", True))
+_VERDICT_METRICS = (("mase", False), ("rmse", False), ("accuracy", True), ("log_loss", False))
 
 
 def baseline_comparison(model: dict, baselines: dict) -> dict | None:
     """How the model's metrics compare with the best baseline's on the same samples.
 
     MASE is compared where it is defined (scale-free, so targets of different units weigh the
-    same), else RMSE; for classification the log loss.
+    same), else RMSE; for classification the accuracy (the one metric every classification
+    baseline has: a nearest-neighbour guess has no probabilities), else the log loss.
 
     Args:
         model: the model's metrics (`regression_metrics` or `classification_metrics`).

@@ -80,10 +80,35 @@ def test_baseline_comparison_picks_the_best_baseline_and_says_who_wins():
     assert losing["best_baseline"] == "seasonal_naive" and losing["beats"] is False
     winning = baseline_comparison({"mase": 0.5}, baselines)
     assert winning["beats"] is True and winning["baseline"] == 0.9
-    # without MASE, RMSE decides; classification: the log loss
+    # without MASE, RMSE decides; classification: the accuracy, which a nearest-neighbour
+    # baseline has (its log loss is None) and which it wins here against the majority class
     assert baseline_comparison({"rmse": 2.5}, baselines)["best_baseline"] == "naive"
-    majority = {"majority": {"log_loss": 0.69, "accuracy": 0.5}}
-    assert baseline_comparison({"log_loss": 0.8, "accuracy": 0.6}, majority)["beats"] is False
+    both = {
+        "majority": {"log_loss": 0.69, "accuracy": 0.5},
+        "1nn_euclidean": {"log_loss": None, "accuracy": 0.7},
+    }
+    verdict = baseline_comparison({"log_loss": 0.6, "accuracy": 0.6}, both)
+    assert verdict["metric"] == "accuracy" and verdict["best_baseline"] == "1nn_euclidean"
+    assert verdict["beats"] is False
+    # a tie is no win: a model that only ever says the majority class does not beat it
+    tie = baseline_comparison({"log_loss": 0.6, "accuracy": 0.5}, {"majority": both["majority"]})
+    assert tie["beats"] is False
+    # without accuracy the log loss decides
+    assert baseline_comparison({"log_loss": 0.6}, both)["beats"] is True
+
+
+def test_nearest_neighbour_labels_match_a_brute_force_search():
+    from keras_lstm.metrics import nearest_neighbour_labels
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(30, 12, 2))
+    train[:10, 8:] = 0.0  # sequences padded with zeros after their end
+    queries = rng.normal(size=(17, 9, 2))  # shorter: padded to the training length
+    labels = rng.integers(0, 4, size=30)
+    padded = np.concatenate([queries, np.zeros((17, 3, 2))], axis=1)
+    expected = [labels[int(np.argmin([np.sum((q - t) ** 2) for t in train]))] for q in padded]
+    got = nearest_neighbour_labels(train, labels, queries, chunk=5)
+    assert got.tolist() == expected
 
 
 def test_verdict_line_says_plainly_when_the_model_loses():

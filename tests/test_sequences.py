@@ -363,3 +363,56 @@ def test_default_classifier_separates_classes_by_level_and_by_shape(kind):
     bundle = fit(config, _synthetic_classes(kind), verbose=0)
     assert bundle.metrics["training"]["scaler"] == "sequence"
     assert bundle.metrics["test"]["accuracy"] >= 0.9
+
+
+def test_sequence_classifier_is_judged_beside_a_nearest_neighbour_baseline(tmp_path):
+    """The 1NN-Euclidean baseline of the test part equals scikit-learn's one-nearest-neighbour
+    on the training file's sequences, standardized on its rows and zero-padded."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(48):  # noisy classes, so that the nearest neighbour is often wrong
+        cls, length = i % 3, int(rng.integers(4, 9))
+        x = np.sin(np.arange(length) * (cls + 1) / 3) + 0.8 * rng.standard_normal(length)
+        y = 10 + 5 * rng.standard_normal(length)
+        rows += [
+            {"rec": f"r{i}", "x": a, "y": b, "g": "abc"[cls]} for a, b in zip(x, y, strict=True)
+        ]
+    frame = pd.DataFrame(rows)
+    train = frame[frame.rec.isin([f"r{i}" for i in range(30)])]
+    test = frame[~frame.rec.isin(train.rec)]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    config = {
+        "task": "classification",
+        "seed": 0,
+        "data": {
+            "path": str(tmp_path / "train.csv"),
+            "test_path": str(tmp_path / "test.csv"),
+            "series_id": "rec",
+            "label": "g",
+        },
+        "model": {"units": [4], "conv_filters": [2], "conv_pool": 1},
+        "training": {"epochs": 1, "cv_splits": 2},
+    }
+    metrics = fit(config, verbose=0).metrics
+    scaler = StandardScaler().fit(train[["x", "y"]])
+
+    def flat(part):
+        groups = [g for _, g in part.groupby("rec", sort=False)]
+        padded = pad([scaler.transform(g[["x", "y"]]) for g in groups], 8)
+        return padded.reshape(len(groups), -1), [g.g.iloc[0] for g in groups]
+
+    expected = KNeighborsClassifier(n_neighbors=1).fit(*flat(train)).score(*flat(test))
+    baseline = metrics["baselines"]["1nn_euclidean"]
+    assert 0.2 < expected < 0.95  # an informative check: neither hopeless nor perfect
+    assert baseline["test"]["accuracy"] == pytest.approx(expected)
+    assert baseline["test"]["log_loss"] is None
+    # the verdict compares accuracies with the better of the two baselines
+    verdict = metrics["baseline_comparison"]["test"]
+    best = max(
+        ("majority", "1nn_euclidean"), key=lambda n: metrics["baselines"][n]["test"]["accuracy"]
+    )
+    assert verdict["metric"] == "accuracy" and verdict["best_baseline"] == best

@@ -26,7 +26,9 @@ from keras_lstm.files import atomic_write_text
 from keras_lstm.metrics import (
     baseline_comparison,
     classification_metrics,
+    hard_label_metrics,
     naive_forecast,
+    nearest_neighbour_labels,
     regression_metrics,
     seasonal_naive_scale,
     summarize,
@@ -47,7 +49,8 @@ class FoldResult:
         index: fold number (0 = earliest).
         metrics: validation metrics in real units.
         baselines: the same metrics of the naive and seasonal-naive forecasts (regression) or
-            of the majority class (classification) on the same validation windows.
+            of the majority class and, for whole sequences, 1NN-Euclidean (classification) on
+            the same validation windows.
         val_loss: the model's loss on the validation windows without regularization (MSE of
             scaled targets, or log loss): the tuning objective.
         best_epoch: the epoch (1-based) whose weights were kept by early stopping.
@@ -327,9 +330,18 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
         counts = np.bincount(prepared.labels[fold.train], minlength=len(prepared.classes))
         majority = np.tile(counts / counts.sum(), (len(labels), 1))
         metrics = classification_metrics(labels, probabilities)
+        baselines = {"majority": classification_metrics(labels, majority)}
+        if prepared.kind == "sequences":
+            # the classic baseline of labelled sequences: each validation sequence takes the
+            # label of its nearest training sequence (scaled by the fold's scaler, zero-padded)
+            inputs = fold_data.windows.inputs
+            guess = nearest_neighbour_labels(
+                inputs[fold.train], prepared.labels[fold.train], inputs[rows]
+            )
+            baselines["1nn_euclidean"] = hard_label_metrics(labels, guess, len(prepared.classes))
         return {
             "metrics": metrics,
-            "baselines": {"majority": classification_metrics(labels, majority)},
+            "baselines": baselines,
             "val_loss": metrics["log_loss"],
             "true": labels,
             "pred": probabilities,
