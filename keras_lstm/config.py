@@ -27,6 +27,9 @@ from keras_lstm.errors import ConfigError
 from keras_lstm.files import atomic_write_text
 
 TASKS = ("regression", "classification")
+AUTO = "auto"
+# `model.conv_kernel_size: auto` before the sequence length caps them (factory.conv_front)
+AUTO_KERNELS = (8, 5, 3)
 CALENDAR_FEATURES = ("hour", "day_of_week", "day_of_month", "month", "day_of_year")
 SCALERS = ("auto", "window", "sequence", "standard", "minmax", "robust", "none")
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
@@ -255,13 +258,18 @@ class ModelConfig:
         l2: L2 penalty on the kernel and recurrent kernel of every recurrent layer.
         conv_filters: a convolutional front: one causal `Conv1D` (ReLU) per entry, with this
             many filters, before the recurrent layers; `0` or `[]` for none.
-        conv_kernel_size: kernel size of each `Conv1D`: one number for all, or one per entry
-            of `conv_filters`.
+        conv_kernel_size: kernel size of each `Conv1D`: one number for all, one per entry
+            of `conv_filters`, or `auto`: 8, 5, 3 (3 for any further layer), each at most a
+            quarter of the sequence length (at least 2; rule in `keras_lstm.factory.conv_front`).
         batch_norm: put `BatchNormalization` after each `Conv1D` (before its ReLU), as fully
             convolutional time-series classifiers do.
         conv_pool: with a convolutional front, max-pool its output over runs of this many
             steps, so the recurrent layers read a sequence this many times shorter (long
-            sequences train faster); `1` for none.
+            sequences train faster); `1` for none; `auto` (whole-sequence classifiers) follows
+            the median length L of the training sequences: the largest power of two up to
+            min(8, L / 16), so the recurrent layers read at least 16 steps, and on sequences of
+            256 steps or more part of it right after the first `Conv1D`, so the later ones run
+            on at most about 128 steps (`keras_lstm.factory.conv_front`).
         pooling: how the recurrent outputs become one vector: `last` (the last step's state),
             `mean` (the average over the valid steps) or `attention` (a learnt softmax-weighted
             sum over the steps). Whole sequences and windows alike.
@@ -283,9 +291,9 @@ class ModelConfig:
     recurrent_dropout: float = 0.0
     l2: float = 1.0e-4
     conv_filters: tuple[int, ...] = ()
-    conv_kernel_size: tuple[int, ...] = (3,)
+    conv_kernel_size: tuple[int, ...] | str = (3,)
     batch_norm: bool = False
-    conv_pool: int = 1
+    conv_pool: int | str = 1
     pooling: str = "last"
     dense_units: tuple[int, ...] = ()
     linear_path: bool = True
@@ -325,16 +333,23 @@ class ModelConfig:
         if filters == 0 and not isinstance(filters, bool):
             filters = ()
         _set(self, "conv_filters", _int_list("model.conv_filters", filters))
-        kernels = _int_list("model.conv_kernel_size", self.conv_kernel_size, allow_empty=False)
-        if len(kernels) != 1 and len(kernels) != len(self.conv_filters):
+        kernels = self.conv_kernel_size
+        if isinstance(kernels, str) and kernels != AUTO:
+            _fail("model.conv_kernel_size", kernels, "`auto`, a kernel size or a list of them")
+        if kernels != AUTO:
+            kernels = _int_list("model.conv_kernel_size", kernels, allow_empty=False)
+        if kernels != AUTO and len(kernels) != 1 and len(kernels) != len(self.conv_filters):
             _fail(
                 "model.conv_kernel_size",
                 self.conv_kernel_size,
                 f"one kernel size or one per `model.conv_filters` entry ({len(self.conv_filters)})",
             )
         _set(self, "conv_kernel_size", kernels)
-        _set(self, "conv_pool", _int("model.conv_pool", self.conv_pool, minimum=1))
-        if self.conv_pool > 1 and not self.conv_filters:
+        if isinstance(self.conv_pool, str) and self.conv_pool != AUTO:
+            _fail("model.conv_pool", self.conv_pool, "`auto` or a whole number >= 1")
+        if self.conv_pool != AUTO:
+            _set(self, "conv_pool", _int("model.conv_pool", self.conv_pool, minimum=1))
+        if self.conv_pool != AUTO and self.conv_pool > 1 and not self.conv_filters:
             _fail(
                 "model.conv_pool",
                 self.conv_pool,
@@ -346,8 +361,11 @@ class ModelConfig:
 
     @property
     def conv_layers(self) -> tuple[tuple[int, int], ...]:
-        """`(filters, kernel_size)` of each `Conv1D` of the convolutional front."""
+        """`(filters, kernel_size)` of each `Conv1D` of the convolutional front (`auto`
+        kernels before the sequence length caps them: 8, 5, 3, then 3)."""
         kernels = self.conv_kernel_size
+        if kernels == AUTO:
+            kernels = tuple(AUTO_KERNELS[min(i, 2)] for i in range(len(self.conv_filters)))
         if len(kernels) == 1:
             kernels = kernels * len(self.conv_filters)
         return tuple(zip(self.conv_filters, kernels, strict=True))
@@ -642,9 +660,9 @@ SEQUENCE_CLASSIFIER_MODEL = {
     "units": [64],
     "bidirectional": True,
     "conv_filters": [64, 64, 64],
-    "conv_kernel_size": [8, 5, 3],
+    "conv_kernel_size": AUTO,
     "batch_norm": False,
-    "conv_pool": 8,
+    "conv_pool": AUTO,
     "pooling": "attention",
     "dropout": 0.0,
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keras_lstm.config import TASKS, ModelConfig, TrainingConfig
+from keras_lstm.config import AUTO, TASKS, ModelConfig, TrainingConfig
 from keras_lstm.errors import ConfigError
 from keras_lstm.normalization import WindowNormalized
 from keras_lstm.sequence_layers import (
@@ -72,6 +72,63 @@ def stack_layers(model) -> list:
     return out
 
 
+# `model.conv_pool: auto`: the recurrent layers read at least this many steps
+MIN_RECURRENT_STEPS = 16
+MAX_AUTO_POOL = 8
+# ... and the `Conv1D` layers after the first run on at most about this many
+MAX_CONV_STEPS = 128
+
+
+def _power_of_two_at_most(value: float) -> int:
+    power = 1
+    while power * 2 <= value:
+        power *= 2
+    return power
+
+
+def conv_front(config: ModelConfig, length: int | None) -> tuple[tuple[int, int, int], ...]:
+    """`(filters, kernel_size, pool_after)` of each `Conv1D` of the front, with `auto` kernel
+    sizes and pooling resolved for sequences of typical `length` steps (the median length of
+    the training sequences; a window's lookback; None when unknown).
+
+    The rule, for `length` L:
+    - `conv_kernel_size: auto`: 8, 5, 3 (3 for further layers), each at most max(2, L // 4),
+      so no kernel is longer than a quarter of the sequence;
+    - `conv_pool: auto`: pool P, the largest power of two up to min(8, L / 16) (1 below 32
+      steps), so the recurrent layers read at least 16 steps; on sequences of 256 steps or
+      more a part E of it, the largest power of two up to min(P, L / 128), comes right after
+      the first `Conv1D`, so the later ones run on at most about 128 steps (long recordings
+      train several times faster); the rest after the last `Conv1D`.
+    With L unknown, `auto` is 8, 5, 3 and a pool of 8 after the front.
+
+    Example:
+        >>> from keras_lstm.config import ModelConfig
+        >>> config = ModelConfig(conv_filters=(64, 64, 64), conv_kernel_size="auto", conv_pool="auto")
+        >>> conv_front(config, 150), conv_front(config, 12)
+        (((64, 8, 1), (64, 5, 1), (64, 3, 8)), ((64, 3, 1), (64, 3, 1), (64, 3, 1)))
+        >>> conv_front(config, 300)
+        ((64, 8, 2), (64, 5, 1), (64, 3, 4))
+    """  # noqa: E501
+    layers = list(config.conv_layers)
+    if not layers:
+        return ()
+    if config.conv_kernel_size == AUTO and length:
+        cap = max(2, int(length) // 4)
+        layers = [(filters, min(kernel, cap)) for filters, kernel in layers]
+    pools = [1] * len(layers)
+    if config.conv_pool != AUTO:
+        pools[-1] = config.conv_pool
+    elif not length:
+        pools[-1] = MAX_AUTO_POOL
+    else:
+        total = _power_of_two_at_most(min(MAX_AUTO_POOL, length / MIN_RECURRENT_STEPS))
+        early = _power_of_two_at_most(min(total, length / MAX_CONV_STEPS))
+        if len(layers) > 1 and early > 1:
+            pools[0] = early
+        pools[-1] *= total // pools[0]
+    return tuple((f, k, p) for (f, k), p in zip(layers, pools, strict=True))
+
+
 def build_model(
     model_config: ModelConfig,
     input_shape: Sequence[int | None],
@@ -82,6 +139,7 @@ def build_model(
     window_channels: Sequence[int] | None = None,
     season: int = 1,
     sequence_standardized: bool = False,
+    sequence_length: int | None = None,
 ):
     """Build and compile a stacked recurrent `keras.Sequential`.
 
@@ -114,6 +172,8 @@ def build_model(
             sequence`).
         season: with `window_channels`, map the forecast back onto the seasonal naive forecast
             of this period when it fits in the window (`data.season`).
+        sequence_length: the typical length of variable-length sequences (`input_shape[0]`
+            None), for `auto` kernel sizes and pooling (`conv_front`).
 
     Returns:
         A compiled `keras.Sequential`.
@@ -147,15 +207,15 @@ def build_model(
     masked = mask_value is not None and not config.embedding
     if masked and sequence_standardized:
         stack.append(SequenceStandardized(scale_channels=True, level_channels=True))
-    for filters, kernel in config.conv_layers:
+    for filters, kernel, pool_size in conv_front(config, input_shape[0] or sequence_length):
         conv = MaskedConv1D if masked else layers.Conv1D
         activation = None if config.batch_norm else "relu"
         stack.append(conv(filters, kernel, padding="causal", activation=activation))
         if config.batch_norm:
             stack += [layers.BatchNormalization(), layers.Activation("relu")]
-    if config.conv_pool > 1:
-        pool = MaskedMaxPooling1D if masked else layers.MaxPooling1D
-        stack.append(pool(config.conv_pool) if masked else pool(config.conv_pool, padding="same"))
+        if pool_size > 1:
+            pool = MaskedMaxPooling1D if masked else layers.MaxPooling1D
+            stack.append(pool(pool_size) if masked else pool(pool_size, padding="same"))
     cell = layers.LSTM if config.cell == "lstm" else layers.GRU
     for position, units in enumerate(config.units):
         last = position == len(config.units) - 1

@@ -178,3 +178,52 @@ def test_bad_shapes_raise_config_error(kwargs, match):
 def test_bad_model_configs_fail_before_keras(bad, match):
     with pytest.raises(ConfigError, match=match):
         ModelConfig(**bad)
+
+
+def test_auto_front_follows_the_sequence_length():
+    """`auto` kernels and pooling, checked against the rule's promises at every length: no
+    kernel over a quarter of the sequence, the recurrent layers read at least 16 steps, the
+    largest such power-of-two pool up to 8, and the later `Conv1D` layers see under 256 steps
+    unless all the pooling already comes first."""
+    from keras_lstm.factory import conv_front
+
+    config = ModelConfig(conv_filters=(8, 8, 8), conv_kernel_size="auto", conv_pool="auto")
+    for length in range(2, 3000, 7):
+        front = conv_front(config, length)
+        kernels = [k for _, k, _ in front]
+        pools = [p for _, _, p in front]
+        assert all(k <= max(2, length // 4) for k in kernels)
+        assert kernels == [min(k, max(2, length // 4)) for k in (8, 5, 3)]
+        total = int(np.prod(pools))
+        assert total & (total - 1) == 0 and total <= 8 and pools[1] == 1
+        assert length / total >= 16 or total == 1
+        assert total == 8 or length / (2 * total) < 16  # the largest that keeps 16 steps
+        assert pools[0] == total or length / pools[0] < 256
+    assert conv_front(config, None) == ((8, 8, 1), (8, 5, 1), (8, 3, 8))
+    # numbers given are used as given, at any length
+    mine = ModelConfig(conv_filters=(8, 8), conv_kernel_size=(9, 2), conv_pool=4)
+    assert conv_front(mine, 12) == conv_front(mine, 5000) == ((8, 9, 1), (8, 2, 4))
+
+
+def test_auto_pooling_puts_part_of_the_pool_after_the_first_conv_on_long_sequences():
+    from keras_lstm.sequence_layers import MaskedConv1D, MaskedMaxPooling1D
+
+    config = ModelConfig(
+        units=(4,), conv_filters=(4, 4, 4), conv_kernel_size="auto", conv_pool="auto"
+    )
+
+    def front(length):
+        model = build_model(
+            config, (None, 1), 3, "classification", mask_value=0.0, sequence_length=length
+        )
+        return [
+            ("conv", layer.kernel_size[0])
+            if isinstance(layer, MaskedConv1D)
+            else ("pool", layer.pool_size)
+            for layer in stack_layers(model)
+            if isinstance(layer, (MaskedConv1D, MaskedMaxPooling1D))
+        ]
+
+    assert front(400) == [("conv", 8), ("pool", 2), ("conv", 5), ("conv", 3), ("pool", 4)]
+    assert front(150) == [("conv", 8), ("conv", 5), ("conv", 3), ("pool", 8)]
+    assert front(12) == [("conv", 3), ("conv", 3), ("conv", 3)]

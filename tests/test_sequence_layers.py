@@ -184,6 +184,8 @@ def test_conv_front_layers_and_pooling_in_order():
         ({"pooling": "max"}, "model.pooling"),
         ({"conv_filters": [4, 0]}, r"model.conv_filters\[1\]"),
         ({"batch_norm": "yes"}, "model.batch_norm"),
+        ({"conv_filters": [4], "conv_pool": "max"}, "model.conv_pool.*auto"),
+        ({"conv_filters": [4], "conv_kernel_size": "big"}, "model.conv_kernel_size.*auto"),
     ],
 )
 def test_bad_front_settings_name_the_key(section, message):
@@ -208,7 +210,7 @@ def test_sequence_classifiers_get_their_defaults_and_explicit_keys_win():
     assert mine.model.conv_filters == tuple(SEQUENCE_CLASSIFIER_MODEL["conv_filters"])
     # the user's own front: no default kernel sizes, and no pooling without a front
     two = load_config({**raw, "model": {"conv_filters": [4, 4]}}).model
-    assert two.conv_layers == ((4, 3), (4, 3)) and two.conv_pool == 8
+    assert two.conv_layers == ((4, 3), (4, 3)) and two.conv_pool == "auto"
     assert load_config({**raw, "model": {"conv_filters": []}}).model.conv_pool == 1
     # a saved config reloads to the same model section
     assert load_config(mine.to_dict()).model == mine.model

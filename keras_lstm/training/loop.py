@@ -212,6 +212,7 @@ def train_model(
             mask_value=prepared.mask_value,
             window_channels=prepared.window_channels,
             sequence_standardized=prepared.scaler == "sequence",
+            sequence_length=prepared.sequence_length,
             season=config.data.season if config.model.seasonal_base else 1,
         )
     seed = None if config.seed is None else config.seed + 1

@@ -106,6 +106,16 @@ class Prepared:
         return (self.config.data.lookback, len(self.table.feature_names))
 
     @property
+    def sequence_length(self) -> int | None:
+        """The median length of the training sequences (whole sequences; else None): what
+        `auto` kernel sizes and pooling follow (`keras_lstm.factory.conv_front`). The
+        training part only, so the test file's lengths change nothing in training."""
+        if self.kind != "sequences":
+            return None
+        seqs = self.sequences.sequences
+        return int(np.median([len(seqs[i]) for i in self.plan.final.train]))
+
+    @property
     def output_shape(self):
         if self.classes is not None:
             return len(self.classes)
