@@ -202,13 +202,16 @@ def train_model(
     training = config.training
     strategy = resolve_strategy(config)
     use_compilation_cache()
+    # cross-validation fits may take `training.min_steps` (training/budget.py); the refit
+    # trains exactly as long as they found best
+    budget = fit_budget(training, len(fold.train), epochs, training.min_steps if validation else 0)
     with strategy.scope():
         model = build_model(
             config.model,
             prepared.input_shape,
             prepared.output_shape,
             config.task,
-            training,
+            dataclasses.replace(training, learning_rate=budget.learning_rate),
             mask_value=prepared.mask_value,
             window_channels=prepared.window_channels,
             sequence_standardized=prepared.scaler == "sequence",
@@ -216,9 +219,6 @@ def train_model(
             season=config.data.season if config.model.seasonal_base else 1,
         )
     seed = None if config.seed is None else config.seed + 1
-    # cross-validation fits may take `training.min_steps` (training/budget.py); the refit
-    # trains exactly as long as they found best
-    budget = fit_budget(training, len(fold.train), epochs, training.min_steps if validation else 0)
     weights = _window_loss_weights(prepared, fold, fold_data)
     batches = WindowBatches(
         fold_data.windows,
