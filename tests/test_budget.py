@@ -25,33 +25,6 @@ def test_budget_follows_the_documented_rule(windows):
     # early stopping waits at least 400 gradient steps, unless the epochs run out first
     assert budget.patience * steps >= 400 or budget.patience == training.epochs
     assert budget.epochs == training.epochs
-    # the learning rate grows with the batch, from the configured one at batches of 8
-    assert budget.learning_rate == pytest.approx(training.learning_rate * batch / 8)
-
-
-def test_learning_rate_scaling_is_capped_and_off_without_auto_budget():
-    big = TrainingConfig(batch_size=512, learning_rate=1e-3)
-    assert fit_budget(big, 1_000_000).learning_rate == pytest.approx(8e-3)
-    fixed = TrainingConfig(auto_budget=False, batch_size=64, learning_rate=2e-3)
-    assert fit_budget(fixed, 1_000_000).learning_rate == 2e-3
-
-
-def test_the_optimizer_starts_at_the_scaled_learning_rate():
-    """A refit on 300 windows takes batches of 19 at 1e-3 * 19 / 8; after one epoch
-    ReduceLROnPlateau has not yet lowered it."""
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"y": np.sin(np.arange(400) / 5) + 0.1 * rng.standard_normal(400)})
-    config = {
-        "seed": 0,
-        "data": {"targets": ["y"], "lookback": 10, "test_size": 0.2},
-        "model": {"units": [4]},
-        "training": {"epochs": 1, "cv_splits": 2},
-    }
-    bundle = fit(config, frame, verbose=0)
-    budget = bundle.metrics["training"]["refit_budget"]
-    assert budget["batch_size"] > 8
-    assert budget["learning_rate"] == pytest.approx(1e-3 * budget["batch_size"] / 8)
-    assert float(bundle.model.optimizer.learning_rate) == pytest.approx(budget["learning_rate"])
 
 
 def test_small_folds_get_far_more_steps_than_the_fixed_budget():

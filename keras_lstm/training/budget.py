@@ -8,11 +8,7 @@ gradient step per epoch and early stopping ends it after about 11 steps. With
   epoch until batches would drop below 8 windows;
 - `patience = max(training.early_stopping_patience, ceil(400 / steps_per_epoch))`: early
   stopping waits at least 400 gradient steps, never more than `training.epochs`;
-- `reduce_lr_patience` scaled by the same factor as the patience;
-- `learning_rate = training.learning_rate * min(MAX_LR_FACTOR, batch_size / 8)`: the learning
-  rate grows with the batch (the linear scaling rule), so a fit on many windows, which gets
-  batches of 64, learns as much per epoch as a small one with batches of 8 (measured on the
-  development suite, BENCHMARKS.md).
+- `reduce_lr_patience` scaled by the same factor as the patience.
 
 `training.epochs` stays the most epochs per fit, except that `training.max_steps` cuts a fit on
 many windows to about that many gradient steps, and a cross-validation fit may run
@@ -37,8 +33,6 @@ from keras_lstm.config import TrainingConfig
 MIN_STEPS_PER_EPOCH = 16
 MIN_BATCH = 8
 MIN_PATIENCE_STEPS = 400
-# the learning rate scales with batch_size / MIN_BATCH, up to this factor
-MAX_LR_FACTOR = 8
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,6 @@ class Budget:
     patience: int
     reduce_lr_patience: int
     steps_per_epoch: int
-    learning_rate: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +74,6 @@ def fit_budget(
             training.early_stopping_patience,
             training.reduce_lr_patience,
             steps,
-            training.learning_rate,
         )
     batch = min(training.batch_size, max(MIN_BATCH, math.ceil(windows / MIN_STEPS_PER_EPOCH)))
     steps = math.ceil(windows / batch)
@@ -92,7 +84,4 @@ def fit_budget(
     patience = max(training.early_stopping_patience, math.ceil(MIN_PATIENCE_STEPS / steps))
     factor = patience / max(1, training.early_stopping_patience)
     reduce_lr = max(training.reduce_lr_patience, round(training.reduce_lr_patience * factor))
-    learning_rate = training.learning_rate * min(MAX_LR_FACTOR, batch / MIN_BATCH)
-    return Budget(
-        batch, epochs, min(patience, epochs), min(reduce_lr, epochs), steps, learning_rate
-    )
+    return Budget(batch, epochs, min(patience, epochs), min(reduce_lr, epochs), steps)
