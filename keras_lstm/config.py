@@ -414,7 +414,13 @@ class TrainingConfig:
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
-            hundreds of models; in-process for a single `train`).
+            hundreds of models; in-process for a single `train` unless `fold_jobs` runs folds
+            in parallel).
+        fold_jobs: cross-validation folds fitted at the same time, each in its own worker
+            process; the results are the same as one at a time. `0` (auto): one per CPU core
+            this process may use, when there is no GPU and the folds are worth a worker's
+            start (rule in `keras_lstm.training.runtime.fold_jobs`); `1`: one at a time.
+            `fold_workers: never` keeps every fold in this process, one at a time.
         interval: prediction intervals of a regression forecast: the nominal coverage (e.g.
             `0.9`) or a list of levels; null (the default) turns them off. They are calibrated
             on the cross-validation residuals (split conformal, per horizon step and target,
@@ -438,6 +444,7 @@ class TrainingConfig:
     tensorboard: bool = False
     csv_log: bool = False
     fold_workers: str = "auto"
+    fold_jobs: int = 0
     auto_budget: bool = True
     window_loss: bool = False
     loss: str = "mse"
@@ -471,6 +478,7 @@ class TrainingConfig:
         _set(self, "cv_gap", _int("training.cv_gap", self.cv_gap, minimum=0))
         _choice("training.strategy", self.strategy, STRATEGIES)
         _choice("training.fold_workers", self.fold_workers, FOLD_WORKERS)
+        _set(self, "fold_jobs", _int("training.fold_jobs", self.fold_jobs, minimum=0))
         _choice("training.loss", self.loss, LOSSES)
         _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
         _set(

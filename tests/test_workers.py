@@ -206,3 +206,61 @@ def test_a_worker_imports_tensorflow_only_on_the_tensorflow_backend(backend, mon
     [got] = workers.fit_folds_in_workers(report_imports, Imported, None, [0])
     assert got.keras_backend == backend
     assert got.tensorflow is (backend == "tensorflow")
+
+
+def test_parallel_fold_jobs_run_at_once_and_give_the_same_results(private_tmp, monkeypatch):
+    import time
+
+    frame = _frame()
+    here = load_config(TINY)
+    expected = cross_validate(here, frame, verbose=0)
+    spans = []
+    real_run = subprocess.run
+
+    def timed_run(command, **kwargs):
+        start = time.monotonic()
+        answer = real_run(command, **kwargs)
+        spans.append((start, time.monotonic()))
+        return answer
+
+    monkeypatch.setattr(workers.subprocess, "run", timed_run)
+    got = cross_validate(here.replace(**{"training.fold_jobs": 2}), frame, verbose=0)
+    assert len(spans) == 2
+    (a_start, a_end), (b_start, b_end) = spans
+    assert max(a_start, b_start) < min(a_end, b_end)  # the two workers overlapped
+    assert [f.index for f in got.folds] == [0, 1, 2]
+    assert [f.metrics for f in got.folds] == [f.metrics for f in expected.folds]
+    assert [f.history for f in got.folds] == [f.history for f in expected.folds]
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_auto_fold_jobs_follow_cores_work_and_devices(monkeypatch):
+    from keras_lstm.training import runtime
+
+    monkeypatch.setattr(runtime, "has_accelerator", lambda: False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    auto = load_config(TINY)
+    big = runtime.PARALLEL_MIN_WINDOW_PASSES
+    assert runtime.fold_jobs(auto, big, 5) == 2
+    assert runtime.fold_jobs(auto, big - 1, 5) == 1  # too little work to repay a worker
+    assert runtime.fold_jobs(auto, big, 1) == 1
+    monkeypatch.setattr(runtime, "available_cores", lambda: 16)
+    assert runtime.fold_jobs(auto, big, 5) == 5  # at most one per fold
+    never = auto.replace(**{"training.fold_workers": "never", "training.fold_jobs": 4})
+    assert runtime.fold_jobs(never, big, 5) == 1
+    assert runtime.fold_jobs(auto.replace(**{"training.fold_jobs": 3}), 0, 5) == 3
+    monkeypatch.setattr(runtime, "has_accelerator", lambda: True)
+    assert runtime.fold_jobs(auto, big, 5) == 1  # folds would share the GPU's memory
+
+
+def test_share_out_balances_the_folds_and_keeps_each_once():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        weights = rng.integers(1, 100, size=int(rng.integers(1, 9))).tolist()
+        indices = list(range(10, 10 + len(weights)))
+        groups = workers.share_out(indices, weights, 2)
+        assert sorted(i for g in groups for i in g) == indices
+        loads = [sum(weights[i - 10] for i in g) for g in groups]
+        # longest-processing-time first: the heavier worker carries at most the lighter
+        # one's work plus one fold
+        assert max(loads) - min(loads) <= max(weights) or len(groups) == 1

@@ -37,7 +37,12 @@ from keras_lstm.normalization import WINDOW_FLOOR
 from keras_lstm.training.batches import WindowBatches, as_tf_dataset
 from keras_lstm.training.budget import Budget, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
-from keras_lstm.training.runtime import resolve_strategy, seed_everything, use_compilation_cache
+from keras_lstm.training.runtime import (
+    fold_jobs,
+    resolve_strategy,
+    seed_everything,
+    use_compilation_cache,
+)
 from keras_lstm.training.workers import fit_folds_in_workers
 
 
@@ -211,7 +216,7 @@ def train_model(
             prepared.input_shape,
             prepared.output_shape,
             config.task,
-            dataclasses.replace(training, learning_rate=budget.learning_rate),
+            training,
             mask_value=prepared.mask_value,
             window_channels=prepared.window_channels,
             sequence_standardized=prepared.scaler == "sequence",
@@ -443,7 +448,9 @@ def cross_validate(
     `OUT/backup`), so a killed run started again skips it; an unfinished fit resumes from its
     last finished epoch (Keras `BackupAndRestore`). With `training.fold_workers: always` the
     folds are fitted in short-lived worker processes (see `keras_lstm.training.workers`), which
-    keeps this process's memory flat however many folds it runs; the results are the same.
+    keeps this process's memory flat however many folds it runs; with `training.fold_jobs`
+    (auto: one per core on a CPU, `keras_lstm.training.runtime.fold_jobs`) several such
+    workers run at once. The results are the same either way.
 
     Args:
         config: a `Config`, a dict or a path to a YAML/JSON config.
@@ -481,15 +488,30 @@ def cross_validate(
                 results[index] = FoldResult(**saved["result"])
                 _say(verbose, f"fold {index + 1}/{count}: done earlier")
     todo = [index for index in range(count) if index not in results]
-    if todo and config.training.fold_workers == "always":
+    sizes = [len(prepared.plan.folds[index].train) for index in todo]
+    passes = sum(_fold_epochs(config, size) * size for size in sizes)
+    jobs = fold_jobs(config, passes, len(todo)) if todo else 1
+    if todo and (config.training.fold_workers == "always" or jobs > 1):
         fitted = fit_folds_in_workers(
-            fit_fold, FoldResult, prepared, todo, out_dir=out_dir, verbose=verbose
+            fit_fold,
+            FoldResult,
+            prepared,
+            todo,
+            out_dir=out_dir,
+            verbose=verbose,
+            jobs=jobs,
+            weights=[_fold_epochs(config, size) * size for size in sizes],
         )
     else:
         fitted = [fit_fold(prepared, index, out_dir=out_dir, verbose=verbose) for index in todo]
         keras.backend.clear_session()
     results.update((result.index, result) for result in fitted)
     return CVResult([results[index] for index in range(count)])
+
+
+def _fold_epochs(config: Config, windows: int) -> int:
+    """The most epochs a cross-validation fit on `windows` windows may run."""
+    return fit_budget(config.training, windows, min_steps=config.training.min_steps).epochs
 
 
 def _backup_dir(config: Config, out_dir: Path | None) -> str | None:

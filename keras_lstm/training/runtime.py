@@ -81,6 +81,60 @@ def resolve_strategy(config: Config):
     return tf.distribute.MirroredStrategy(devices=devices)
 
 
+# `training.fold_jobs: 0` runs folds in parallel workers when the cross-validation would pass
+# at least this many training windows through the model (epochs x windows, summed over the
+# folds): about half a minute of fitting on one core, what a worker's start (a few seconds)
+# repays
+PARALLEL_MIN_WINDOW_PASSES = 20_000
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def has_accelerator() -> bool:
+    """Whether the Keras backend sees a GPU (or another accelerator) to train on."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False
+
+
+def fold_jobs(config: Config, window_passes: int, folds: int) -> int:
+    """How many folds to fit at once (`training.fold_jobs`).
+
+    A number given is used (at most one per fold). `0` (auto): one per available core, at
+    most one per fold, when nothing speaks against it: `fold_workers: never`, a GPU (the folds
+    would share its memory) or a distribution strategy, or folds too small to repay a
+    worker's start (under `PARALLEL_MIN_WINDOW_PASSES` windows through the model).
+
+    Example:
+        >>> from keras_lstm.config import load_config
+        >>> fold_jobs(load_config({"training": {"fold_jobs": 3}}), 10, 2)
+        2
+    """
+    training = config.training
+    if training.fold_workers == "never" or folds <= 1:
+        return 1
+    if training.fold_jobs:
+        return min(training.fold_jobs, folds)
+    if window_passes < PARALLEL_MIN_WINDOW_PASSES or training.strategy not in ("auto", "default"):
+        return 1
+    if has_accelerator():
+        return 1
+    return min(available_cores(), folds)
+
+
 class OneDevice:
     """No distribution: what `resolve_strategy` gives on backends without `tf.distribute`."""
 

@@ -44,9 +44,18 @@ RESULT_FILE = "result.json"
 
 
 def fit_folds_in_workers(
-    runner, result_type, prepared, indices, *, out_dir=None, verbose="auto"
+    runner,
+    result_type,
+    prepared,
+    indices,
+    *,
+    out_dir=None,
+    verbose="auto",
+    jobs: int = 1,
+    weights=None,
 ) -> list:
-    """Fit folds `indices` of `prepared` in fresh worker processes, `FOLDS_PER_WORKER` each.
+    """Fit folds `indices` of `prepared` in fresh worker processes, `FOLDS_PER_WORKER` each,
+    `jobs` of them at a time.
 
     Args:
         runner: the fold runner, a module-level function (the worker imports it by name)
@@ -55,20 +64,62 @@ def fit_folds_in_workers(
         prepared: the prepared data (pickled into the worker's private task folder).
         indices: the folds to fit.
         out_dir, verbose: passed to `runner`.
+        jobs: worker processes running at once (one per core is the fastest on a CPU).
+        weights: the relative cost of each fold (for example its training windows), so that
+            parallel workers get about the same work: the costliest fold goes first, each to
+            the worker with the least work so far. Default: all equal.
 
     Returns the `result_type` objects in the order of `indices`. An error a user can fix (a
     `KerasLSTMError` subclass) is raised again here with its class and message; anything
-    else becomes a `WorkerError` (the worker prints the traceback on stderr).
+    else becomes a `WorkerError` (the worker prints the traceback on stderr). With parallel
+    workers, every worker finishes before the first error is raised.
 
     Example:
         >>> fit_folds_in_workers(fit_fold, FoldResult, prepared, [0, 1, 2])  # doctest: +SKIP
     """
     indices = list(indices)
-    results = []
-    for start in range(0, len(indices), FOLDS_PER_WORKER):
-        chunk = indices[start : start + FOLDS_PER_WORKER]
-        results.extend(_run_worker(runner, result_type, prepared, chunk, out_dir, verbose))
-    return results
+    groups = share_out(indices, weights, max(1, min(int(jobs), len(indices))))
+    outcomes: dict[int, object] = {}
+
+    def run_group(group):
+        try:
+            for start in range(0, len(group), FOLDS_PER_WORKER):
+                chunk = group[start : start + FOLDS_PER_WORKER]
+                answers = _run_worker(runner, result_type, prepared, chunk, out_dir, verbose)
+                outcomes.update(zip(chunk, answers, strict=True))
+        except Exception as err:  # raised in the calling thread once every worker is done
+            outcomes.setdefault(-1 - group[0], err)
+
+    if len(groups) == 1:
+        run_group(groups[0])
+    else:
+        threads = [threading.Thread(target=run_group, args=(group,)) for group in groups]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    errors_seen = [v for k, v in sorted(outcomes.items()) if k < 0]
+    if errors_seen:
+        raise errors_seen[0]
+    return [outcomes[index] for index in indices]
+
+
+def share_out(indices, weights, jobs: int) -> list[list]:
+    """`indices` split into `jobs` groups of about equal total weight, costliest first
+    (longest-processing-time first); each group in its original order.
+
+    Example:
+        >>> share_out([0, 1, 2, 3, 4], [1, 2, 3, 4, 5], 2)
+        [[0, 1, 4], [2, 3]]
+    """
+    weights = [1.0] * len(indices) if weights is None else [float(w) for w in weights]
+    groups = [[] for _ in range(max(1, jobs))]
+    load = [0.0] * len(groups)
+    for position in sorted(range(len(indices)), key=lambda i: -weights[i]):
+        lightest = load.index(min(load))
+        groups[lightest].append(position)
+        load[lightest] += weights[position]
+    return [[indices[i] for i in sorted(group)] for group in groups if group]
 
 
 def _worker_env() -> dict:
