@@ -259,17 +259,15 @@ class ModelConfig:
         conv_filters: a convolutional front: one causal `Conv1D` (ReLU) per entry, with this
             many filters, before the recurrent layers; `0` or `[]` for none.
         conv_kernel_size: kernel size of each `Conv1D`: one number for all, one per entry
-            of `conv_filters`, or `auto`: 8, 5, 3 (3 for any further layer), each at most a
-            quarter of the sequence length (at least 2; rule in `keras_lstm.factory.conv_front`).
+            of `conv_filters`, or `auto`: 8, 5, 3 (3 for any further layer).
         batch_norm: put `BatchNormalization` after each `Conv1D` (before its ReLU), as fully
             convolutional time-series classifiers do.
         conv_pool: with a convolutional front, max-pool its output over runs of this many
             steps, so the recurrent layers read a sequence this many times shorter (long
-            sequences train faster); `1` for none; `auto` (whole-sequence classifiers) follows
-            the median length L of the training sequences: the largest power of two up to
-            min(8, L / 16), so the recurrent layers read at least 16 steps, and on sequences of
-            256 steps or more part of it right after the first `Conv1D`, so the later ones run
-            on at most about 128 steps (`keras_lstm.factory.conv_front`).
+            sequences train faster); `1` for none; `auto` (whole-sequence classifiers): 8 in all,
+            and when the median training length L is 256 steps or more, the largest power of two
+            up to L / 128 of it right after the first `Conv1D`, so the later ones run on at most
+            about 128 steps (`keras_lstm.factory.conv_front`).
         pooling: how the recurrent outputs become one vector: `last` (the last step's state),
             `mean` (the average over the valid steps) or `attention` (a learnt softmax-weighted
             sum over the steps). Whole sequences and windows alike.
