@@ -28,7 +28,7 @@ from keras_lstm.files import atomic_write_text
 
 TASKS = ("regression", "classification")
 AUTO = "auto"
-# `model.conv_kernel_size: auto` before the sequence length caps them (factory.conv_front)
+# `model.conv_kernel_size: auto`: these, then 3 for any further layer
 AUTO_KERNELS = (8, 5, 3)
 CALENDAR_FEATURES = ("hour", "day_of_week", "day_of_month", "month", "day_of_year")
 SCALERS = ("auto", "window", "sequence", "standard", "minmax", "robust", "none")
@@ -360,7 +360,7 @@ class ModelConfig:
     @property
     def conv_layers(self) -> tuple[tuple[int, int], ...]:
         """`(filters, kernel_size)` of each `Conv1D` of the convolutional front (`auto`
-        kernels before the sequence length caps them: 8, 5, 3, then 3)."""
+        kernels: 8, 5, 3, then 3)."""
         kernels = self.conv_kernel_size
         if kernels == AUTO:
             kernels = tuple(AUTO_KERNELS[min(i, 2)] for i in range(len(self.conv_filters)))

@@ -72,10 +72,9 @@ def stack_layers(model) -> list:
     return out
 
 
-# `model.conv_pool: auto`: the recurrent layers read at least this many steps
-MIN_RECURRENT_STEPS = 16
+# `model.conv_pool: auto`: the pool in all, and the most steps (about) the `Conv1D` layers
+# after the first run on
 MAX_AUTO_POOL = 8
-# ... and the `Conv1D` layers after the first run on at most about this many
 MAX_CONV_STEPS = 128
 
 
@@ -87,9 +86,9 @@ def _power_of_two_at_most(value: float) -> int:
 
 
 def conv_front(config: ModelConfig, length: int | None) -> tuple[tuple[int, int, int], ...]:
-    """`(filters, kernel_size, pool_after)` of each `Conv1D` of the front, with `auto` kernel
-    sizes and pooling resolved for sequences of typical `length` steps (the median length of
-    the training sequences; a window's lookback; None when unknown).
+    """`(filters, kernel_size, pool_after)` of each `Conv1D` of the front, with `auto` pooling
+    resolved for sequences of typical `length` steps (the median length of the training
+    sequences; a window's lookback; None when unknown).
 
     The rule, for `length` L: `auto` kernels are 8, 5, 3 (3 for further layers); `auto`
     pooling is 8 in all, and from L = 256 on a part E of it, the largest power of two up to
@@ -113,16 +112,13 @@ def conv_front(config: ModelConfig, length: int | None) -> tuple[tuple[int, int,
     pools = [1] * len(layers)
     if config.conv_pool != AUTO:
         pools[-1] = config.conv_pool
-    elif not length:
-        pools[-1] = MAX_AUTO_POOL
     else:
         # short sequences keep the pool of 8: without it the synthetic shape test of
         # tests/test_sequences.py falls to chance (measured); only the split follows length
-        total = MAX_AUTO_POOL
-        early = _power_of_two_at_most(min(total, length / MAX_CONV_STEPS))
-        if len(layers) > 1 and early > 1:
+        early = _power_of_two_at_most(min(MAX_AUTO_POOL, (length or 0) / MAX_CONV_STEPS))
+        if len(layers) > 1:
             pools[0] = early
-        pools[-1] *= total // pools[0]
+        pools[-1] *= MAX_AUTO_POOL // pools[0]
     return tuple((f, k, p) for (f, k), p in zip(layers, pools, strict=True))
 
 
@@ -170,7 +166,7 @@ def build_model(
         season: with `window_channels`, map the forecast back onto the seasonal naive forecast
             of this period when it fits in the window (`data.season`).
         sequence_length: the typical length of variable-length sequences (`input_shape[0]`
-            None), for `auto` kernel sizes and pooling (`conv_front`).
+            None), for `auto` pooling (`conv_front`).
 
     Returns:
         A compiled `keras.Sequential`.

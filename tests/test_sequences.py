@@ -188,27 +188,34 @@ def test_text_classifier_round_trips(tmp_path):
     ]
 
 
-def _train_test_files(tmp_path, flip_test_label=None):
-    """The recordings as a train file (r0-r23) and a test file (r24-r35)."""
-    frame = _recordings()
-    train = frame[frame.rec.isin([f"r{i}" for i in range(24)])]
-    test = frame[~frame.rec.isin(train.rec)].copy()
-    if flip_test_label is not None:
-        test.loc[test.rec == flip_test_label, "g"] = "a"
+def _split_files(tmp_path, frame, train_count, seed, model, epochs):
+    """`frame`'s recordings r0..r{train_count - 1} as a train file and the rest as a test
+    file, and a classifier config that reads them."""
+    train = frame[frame.rec.isin([f"r{i}" for i in range(train_count)])]
+    test = frame[~frame.rec.isin(train.rec)]
     train.to_csv(tmp_path / "train.csv", index=False)
     test.to_csv(tmp_path / "test.csv", index=False)
     return {
         "task": "classification",
-        "seed": 3,
+        "seed": seed,
         "data": {
             "path": str(tmp_path / "train.csv"),
             "test_path": str(tmp_path / "test.csv"),
             "series_id": "rec",
             "label": "g",
         },
-        "model": {"units": [6], "conv_filters": [4], "conv_pool": 2},
-        "training": {"epochs": 2, "cv_splits": 2},
+        "model": model,
+        "training": {"epochs": epochs, "cv_splits": 2},
     }
+
+
+def _train_test_files(tmp_path, flip_test_label=None):
+    """The recordings as a train file (r0-r23) and a test file (r24-r35)."""
+    frame = _recordings()
+    if flip_test_label is not None:
+        frame.loc[frame.rec == flip_test_label, "g"] = "a"
+    model = {"units": [6], "conv_filters": [4], "conv_pool": 2}
+    return _split_files(tmp_path, frame, 24, seed=3, model=model, epochs=2)
 
 
 def test_sequence_test_file_is_the_test_set(tmp_path):
@@ -381,23 +388,11 @@ def test_sequence_classifier_is_judged_beside_a_nearest_neighbour_baseline(tmp_p
             {"rec": f"r{i}", "x": a, "y": b, "g": "abc"[cls]} for a, b in zip(x, y, strict=True)
         ]
     frame = pd.DataFrame(rows)
+    model = {"units": [4], "conv_filters": [2], "conv_pool": 1}
+    config = _split_files(tmp_path, frame, 30, seed=0, model=model, epochs=1)
+    metrics = fit(config, verbose=0).metrics
     train = frame[frame.rec.isin([f"r{i}" for i in range(30)])]
     test = frame[~frame.rec.isin(train.rec)]
-    train.to_csv(tmp_path / "train.csv", index=False)
-    test.to_csv(tmp_path / "test.csv", index=False)
-    config = {
-        "task": "classification",
-        "seed": 0,
-        "data": {
-            "path": str(tmp_path / "train.csv"),
-            "test_path": str(tmp_path / "test.csv"),
-            "series_id": "rec",
-            "label": "g",
-        },
-        "model": {"units": [4], "conv_filters": [2], "conv_pool": 1},
-        "training": {"epochs": 1, "cv_splits": 2},
-    }
-    metrics = fit(config, verbose=0).metrics
     scaler = StandardScaler().fit(train[["x", "y"]])
 
     def flat(part):

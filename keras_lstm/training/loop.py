@@ -207,9 +207,6 @@ def train_model(
     training = config.training
     strategy = resolve_strategy(config)
     use_compilation_cache()
-    # cross-validation fits may take `training.min_steps` (training/budget.py); the refit
-    # trains exactly as long as they found best
-    budget = fit_budget(training, len(fold.train), epochs, training.min_steps if validation else 0)
     with strategy.scope():
         model = build_model(
             config.model,
@@ -224,6 +221,9 @@ def train_model(
             season=config.data.season if config.model.seasonal_base else 1,
         )
     seed = None if config.seed is None else config.seed + 1
+    # cross-validation fits may take `training.min_steps` (training/budget.py); the refit
+    # trains exactly as long as they found best
+    budget = fit_budget(training, len(fold.train), epochs, training.min_steps if validation else 0)
     weights = _window_loss_weights(prepared, fold, fold_data)
     batches = WindowBatches(
         fold_data.windows,
@@ -488,9 +488,9 @@ def cross_validate(
                 results[index] = FoldResult(**saved["result"])
                 _say(verbose, f"fold {index + 1}/{count}: done earlier")
     todo = [index for index in range(count) if index not in results]
-    sizes = [len(prepared.plan.folds[index].train) for index in todo]
-    passes = sum(_fold_epochs(config, size) * size for size in sizes)
-    jobs = fold_jobs(config, passes, len(todo)) if todo else 1
+    # each fold's cost: the windows its fit may pass through the model
+    costs = [_fold_window_passes(config, len(prepared.plan.folds[i].train)) for i in todo]
+    jobs = fold_jobs(config, sum(costs), len(todo)) if todo else 1
     if todo and (config.training.fold_workers == "always" or jobs > 1):
         fitted = fit_folds_in_workers(
             fit_fold,
@@ -500,7 +500,7 @@ def cross_validate(
             out_dir=out_dir,
             verbose=verbose,
             jobs=jobs,
-            weights=[_fold_epochs(config, size) * size for size in sizes],
+            weights=costs,
         )
     else:
         fitted = [fit_fold(prepared, index, out_dir=out_dir, verbose=verbose) for index in todo]
@@ -509,9 +509,11 @@ def cross_validate(
     return CVResult([results[index] for index in range(count)])
 
 
-def _fold_epochs(config: Config, windows: int) -> int:
-    """The most epochs a cross-validation fit on `windows` windows may run."""
-    return fit_budget(config.training, windows, min_steps=config.training.min_steps).epochs
+def _fold_window_passes(config: Config, windows: int) -> int:
+    """The most windows a cross-validation fit on `windows` windows may pass through the
+    model: its most epochs times its windows."""
+    budget = fit_budget(config.training, windows, min_steps=config.training.min_steps)
+    return budget.epochs * windows
 
 
 def _backup_dir(config: Config, out_dir: Path | None) -> str | None:

@@ -108,7 +108,7 @@ class Prepared:
     @property
     def sequence_length(self) -> int | None:
         """The median length of the training sequences (whole sequences; else None): what
-        `auto` kernel sizes and pooling follow (`keras_lstm.factory.conv_front`). The
+        `auto` pooling follows (`keras_lstm.factory.conv_front`). The
         training part only, so the test file's lengths change nothing in training."""
         if self.kind != "sequences":
             return None

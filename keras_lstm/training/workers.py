@@ -79,29 +79,29 @@ def fit_folds_in_workers(
     """
     indices = list(indices)
     groups = share_out(indices, weights, max(1, min(int(jobs), len(indices))))
-    outcomes: dict[int, object] = {}
+    results: dict[int, object] = {}
+    failures: dict[int, Exception] = {}
 
-    def run_group(group):
+    def run_group(number, group):
         try:
             for start in range(0, len(group), FOLDS_PER_WORKER):
                 chunk = group[start : start + FOLDS_PER_WORKER]
                 answers = _run_worker(runner, result_type, prepared, chunk, out_dir, verbose)
-                outcomes.update(zip(chunk, answers, strict=True))
+                results.update(zip(chunk, answers, strict=True))
         except Exception as err:  # raised in the calling thread once every worker is done
-            outcomes.setdefault(-1 - group[0], err)
+            failures[number] = err
 
     if len(groups) == 1:
-        run_group(groups[0])
+        run_group(0, groups[0])
     else:
-        threads = [threading.Thread(target=run_group, args=(group,)) for group in groups]
+        threads = [threading.Thread(target=run_group, args=item) for item in enumerate(groups)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    errors_seen = [v for k, v in sorted(outcomes.items()) if k < 0]
-    if errors_seen:
-        raise errors_seen[0]
-    return [outcomes[index] for index in indices]
+    if failures:
+        raise failures[min(failures)]
+    return [results[index] for index in indices]
 
 
 def share_out(indices, weights, jobs: int) -> list[list]:
