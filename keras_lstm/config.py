@@ -384,7 +384,8 @@ class TrainingConfig:
         cv_gap: rows left out between the last training target and the first validation
             target of each fold.
         strategy: `auto`, `default`, `mirrored` or `multi_worker`.
-        backup_dir: `BackupAndRestore` directory; default inside the run's output folder.
+        backup_dir: folder of the checkpoints of fits in progress and of finished folds
+            (`keras_lstm.training.backup`); default `backup/` inside the run's output folder.
         backup_seconds: the least seconds between two checkpoints of a fit (written at an
             epoch's end, the first epoch always): a run killed loses at most this much training.
             `0` writes one every epoch, which can cost more than small data's epochs themselves.

@@ -109,43 +109,46 @@ class _Interrupt(Exception):
 
 
 @pytest.mark.parametrize(
-    "backup_seconds, epochs_left",
-    # 0: a checkpoint every epoch, so epochs 3 and 4 remain; an hour: only the first epoch's
-    # checkpoint is written before the interruption, so epochs 2-4 remain
-    [(0, 2), (3600, 3)],
+    "backup_seconds",
+    # 0: a checkpoint every epoch; an hour: only the first epoch's checkpoint is written before
+    # the interruption, so epochs 2-4 are run again
+    [0, 3600],
 )
-def test_interrupted_run_resumes_from_its_last_checkpoint(
-    tmp_path, monkeypatch, backup_seconds, epochs_left
-):
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, backup_seconds):
     frame = _frame()
     training = {**TINY["training"], "epochs": 4, "backup_seconds": backup_seconds}
     config = load_config({**TINY, "training": training})
+    uninterrupted = cross_validate(config, frame, out_dir=tmp_path / "whole", verbose=0)
     original = training_loop._callbacks
 
-    class StopAfterTwo(keras.callbacks.Callback):
+    class StopAfterFour(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
+            if epoch == 3:
                 raise _Interrupt()
 
     def interrupting(*args, **kwargs):
-        return [*original(*args, **kwargs), StopAfterTwo()]
+        callbacks, backup = original(*args, **kwargs)
+        return [*callbacks, StopAfterFour()], backup
 
+    run = tmp_path / "run"
     monkeypatch.setattr(training_loop, "_callbacks", interrupting)
     with pytest.raises(_Interrupt):
-        cross_validate(config, frame, out_dir=tmp_path, verbose=0)
-    assert (tmp_path / "backup" / "fold-0").is_dir()
+        cross_validate(config, frame, out_dir=run, verbose=0)
+    assert (run / "backup" / "fold-0" / "state.json").is_file()
     monkeypatch.setattr(training_loop, "_callbacks", original)
-    resumed = cross_validate(config, frame, out_dir=tmp_path, verbose=0)
-    assert len(resumed.folds[0].history["loss"]) == epochs_left
-    assert len(resumed.folds[1].history["loss"]) == 4
-    finished = json.loads((tmp_path / "backup" / "fold-1.json").read_text())
+    resumed = cross_validate(config, frame, out_dir=run, verbose=0)
+    for got, want in zip(resumed.folds, uninterrupted.folds, strict=True):
+        assert got.history == want.history  # the epochs before the interruption are kept
+        assert got.metrics == want.metrics
+    assert not (run / "backup" / "fold-0").exists()  # removed once the fit ended
+    finished = json.loads((run / "backup" / "fold-1.json").read_text())
     assert finished["result"]["metrics"] == resumed.folds[1].metrics
 
     def no_training(*args, **kwargs):
         raise AssertionError("finished folds must not be trained again")
 
     monkeypatch.setattr(training_loop, "train_model", no_training)
-    again = cross_validate(config, frame, out_dir=tmp_path, verbose=0)
+    again = cross_validate(config, frame, out_dir=run, verbose=0)
     assert [f.metrics for f in again.folds] == [f.metrics for f in resumed.folds]
 
 

@@ -477,7 +477,10 @@ def _commit(out_path: str | os.PathLike, content: bytes, report: dict) -> None:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     json_path = report_path(out_path)
-    text = json.dumps({"file": out_path.name, **report}, indent=2, default=_json_default)
+    # the digest covers the report as it will be read back (JSON round trip)
+    body = json.loads(json.dumps({"file": out_path.name, **report}, default=_json_default))
+    body[runtime.DIGEST_KEY] = runtime.report_digest(content, body)
+    text = json.dumps(body, indent=2)
     model_tmp = _atomic_write(out_path, content)
     report_tmp = None
     try:

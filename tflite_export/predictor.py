@@ -60,6 +60,20 @@ class LitePredictor:
                 f"{str(json_path)!r} is not an export report (no `input` details). Export the "
                 "model again with `keras-lstm export`."
             )
+        content = path.read_bytes()
+        problem = runtime.digest_mismatch(content, self.report)
+        if problem == "missing":
+            raise BundleError(
+                f"{str(json_path)!r} has no digest (written by an earlier version, or by hand): "
+                "its scalers cannot be trusted. Export the model again with `keras-lstm export`."
+            )
+        if problem is not None:
+            edited = str(path) if problem == "model" else str(json_path)
+            raise BundleError(
+                f"{edited!r} does not match the digest in {str(json_path)!r}: it was changed "
+                "after the export, or the two files come from different exports. Export the "
+                "model again with `keras-lstm export` rather than edit either file."
+            )
         try:
             self.interpreter = runtime.interpreter(path=str(path), threads=threads)
         except (ValueError, RuntimeError) as err:

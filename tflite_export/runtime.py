@@ -8,6 +8,8 @@ resets the interpreter's variables before every window (on Android: `resetVariab
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -24,6 +26,39 @@ def report_path(out_path: str | os.PathLike) -> Path:
     """
     out_path = Path(out_path)
     return out_path.with_name(out_path.name + ".json")
+
+
+DIGEST_KEY = "digest"
+
+
+def report_digest(content: bytes, report: dict) -> dict:
+    """SHA-256 of a `.tflite` file's bytes and of its report (every field but this one, as
+    canonical JSON), stored in the report under `digest`: a file or report edited after the
+    export, or a report beside another export's file, no longer matches.
+
+    Example:
+        >>> sorted(report_digest(b"model", {"input": {}}))
+        ['algorithm', 'model', 'report']
+    """
+    body = {k: v for k, v in report.items() if k != DIGEST_KEY}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return {
+        "algorithm": "sha256",
+        "model": hashlib.sha256(content).hexdigest(),
+        "report": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+    }
+
+
+def digest_mismatch(content: bytes, report: dict) -> str | None:
+    """What does not match the report's `digest` (`"model"`, `"report"`, `"missing"`), or None."""
+    saved = report.get(DIGEST_KEY)
+    if not isinstance(saved, dict):
+        return "missing"
+    expected = report_digest(content, report)
+    for part in ("model", "report"):
+        if saved.get(part) != expected[part]:
+            return part
+    return None
 
 
 def interpreter(model: bytes | None = None, path: str | None = None, threads: int = 1):

@@ -68,6 +68,19 @@ class WindowBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
+    def shuffle_state(self) -> tuple[np.ndarray, dict]:
+        """The window order of the next epoch and the random state that draws the ones after
+        it: what a resumed fit needs to see the batches an uninterrupted one would."""
+        return np.asarray(self._order).copy(), self._rng.bit_generator.state
+
+    def set_shuffle_state(self, order, state: dict) -> None:
+        """Go on from a `shuffle_state`."""
+        order = np.asarray(order, dtype=self._order.dtype)
+        if not np.array_equal(np.sort(order), np.sort(np.asarray(self.rows))):
+            raise ValueError("the saved window order is not a permutation of these windows")
+        self._order = order
+        self._rng.bit_generator.state = state
+
     def __getitem__(self, index):
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         x, y = self.data.gather(rows)

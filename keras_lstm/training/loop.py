@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from keras_lstm.metrics import (
     summarize,
 )
 from keras_lstm.normalization import WINDOW_FLOOR
+from keras_lstm.training.backup import FitBackup
 from keras_lstm.training.batches import WindowBatches, as_tf_dataset
 from keras_lstm.training.budget import Budget, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
@@ -110,37 +110,40 @@ def _fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _callbacks(config: Config, budget: Budget, validation: bool, tag: str, out_dir: Path | None):
+def _callbacks(
+    config: Config, budget: Budget, validation: bool, tag: str, out_dir: Path | None, batches
+):
+    """The fit's callbacks; the last is its `FitBackup` (None without a backup folder), which
+    keeps the history of every epoch, also across a resume."""
     monitor = "val_loss" if validation else "loss"
     training = config.training
-    callbacks = [
-        _StopOnNaN(),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.5, patience=budget.reduce_lr_patience, min_lr=1e-6
-        ),
-    ]
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor, factor=0.5, patience=budget.reduce_lr_patience, min_lr=1e-6
+    )
+    early_stopping = None
     if validation:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=budget.patience,
-                restore_best_weights=True,
-            )
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=budget.patience, restore_best_weights=True
         )
-    backup_dir = _backup_dir(config, out_dir)
-    if backup_dir:
-        # double_checkpoint: a run killed while writing a checkpoint restores the one before
-        callbacks.append(
-            _TimedBackup(
-                os.path.join(backup_dir, tag), training.backup_seconds, double_checkpoint=True
-            )
-        )
+    callbacks = [_StopOnNaN(), plateau] + ([early_stopping] if early_stopping else [])
     if out_dir and training.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs" / tag)))
     if out_dir and training.csv_log:
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.CSVLogger(str(out_dir / "logs" / f"{tag}.csv")))
-    return callbacks
+    backup_dir = _backup_dir(config, out_dir)
+    backup = None
+    if backup_dir:
+        # after early stopping and the schedule: it restores their state after they reset it
+        backup = FitBackup(
+            os.path.join(backup_dir, tag),
+            training.backup_seconds,
+            batches=batches,
+            early_stopping=early_stopping,
+            plateau=plateau,
+            fingerprint=_fingerprint(config),
+        )
+    return callbacks + [backup], backup
 
 
 class _StopOnNaN(keras.callbacks.Callback):
@@ -156,31 +159,6 @@ class _StopOnNaN(keras.callbacks.Callback):
         if loss is not None and not np.isfinite(float(loss)):
             print(f"Epoch {epoch + 1}: invalid loss, terminating training", flush=True)
             self.model.stop_training = True
-
-
-class _TimedBackup(keras.callbacks.BackupAndRestore):
-    """Keras' `BackupAndRestore`, writing its checkpoint at an epoch's end only when `seconds`
-    have passed since the last one (and after the first epoch): `training.backup_seconds`.
-
-    A checkpoint costs 20-60 ms; epochs of small data take a few milliseconds, so a checkpoint
-    every epoch was most of some fits' time (`benchmarks/speed.py`, `callbacks`).
-    """
-
-    def __init__(self, backup_dir, seconds: float, **kwargs):
-        super().__init__(backup_dir, **kwargs)
-        self.seconds = seconds
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self._saved_at = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
-        self._last_batch_seen = 0
-        now = time.monotonic()
-        if self._saved_at is None or now - self._saved_at >= self.seconds:
-            self._save_model()
-            self._saved_at = now
 
 
 def _target_fn(prepared: Prepared):
@@ -243,7 +221,8 @@ def train_model(
             target_fn=_target_fn(prepared),
             weights=weights,
         )
-    callbacks = _callbacks(config, budget, validation, tag, out_dir)
+    callbacks, backup = _callbacks(config, budget, validation, tag, out_dir, batches)
+    callbacks = [c for c in callbacks if c is not None]
     if strategy.num_replicas_in_sync > 1:
         batches = as_tf_dataset(batches)
         if val is not None:
@@ -273,6 +252,8 @@ def train_model(
         shuffle=False,  # WindowBatches reshuffles the windows itself (training.shuffle)
         verbose=verbose,
     )
+    if backup is not None:  # every epoch, those before a resume too
+        return model, backup.history
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
@@ -446,7 +427,7 @@ def cross_validate(
     restored) and `ReduceLROnPlateau` on the fold's validation windows. The held-out test part
     is never touched. A finished fold is recorded under `training.backup_dir` (default
     `OUT/backup`), so a killed run started again skips it; an unfinished fit resumes from its
-    last finished epoch (Keras `BackupAndRestore`). With `training.fold_workers: always` the
+    last checkpoint with its whole state (`keras_lstm.training.backup`), to the same result. With `training.fold_workers: always` the
     folds are fitted in short-lived worker processes (see `keras_lstm.training.workers`), which
     keeps this process's memory flat however many folds it runs; with `training.fold_jobs`
     (auto: one per core on a CPU, `keras_lstm.training.runtime.fold_jobs`) several such
