@@ -240,7 +240,7 @@ def test_auto_fold_jobs_follow_cores_work_and_devices(monkeypatch):
     monkeypatch.setattr(runtime, "has_accelerator", lambda: False)
     monkeypatch.setattr(runtime, "available_cores", lambda: 2)
     auto = load_config(TINY)
-    big = runtime.PARALLEL_MIN_WINDOW_PASSES
+    big = runtime.PARALLEL_MIN_STEP_PASSES
     assert runtime.fold_jobs(auto, big, 5) == 2
     assert runtime.fold_jobs(auto, big - 1, 5) == 1  # too little work to repay a worker
     assert runtime.fold_jobs(auto, big, 1) == 1

@@ -469,8 +469,11 @@ def cross_validate(
                 results[index] = FoldResult(**saved["result"])
                 _say(verbose, f"fold {index + 1}/{count}: done earlier")
     todo = [index for index in range(count) if index not in results]
-    # each fold's cost: the windows its fit may pass through the model
-    costs = [_fold_window_passes(config, len(prepared.plan.folds[i].train)) for i in todo]
+    # each fold's cost: the time steps its fit may pass through the model
+    steps = prepared.sequence_length or config.data.lookback
+    costs = [
+        _fold_window_passes(config, len(prepared.plan.folds[i].train)) * steps for i in todo
+    ]
     jobs = fold_jobs(config, sum(costs), len(todo)) if todo else 1
     if todo and (config.training.fold_workers == "always" or jobs > 1):
         fitted = fit_folds_in_workers(

@@ -81,11 +81,13 @@ def resolve_strategy(config: Config):
     return tf.distribute.MirroredStrategy(devices=devices)
 
 
-# `training.fold_jobs: 0` runs folds in parallel workers when the cross-validation would pass
-# at least this many training windows through the model (epochs x windows, summed over the
-# folds): about half a minute of fitting on one core, what a worker's start (a few seconds)
-# repays
-PARALLEL_MIN_WINDOW_PASSES = 20_000
+# `training.fold_jobs: 0` runs folds in parallel workers when the cross-validation would run at
+# least this many time steps of training windows through the model (epochs x windows x steps
+# per window, summed over the folds): about 40 s of fitting on the 2-core machine. Measured
+# there (BENCHMARKS.md, Speed, "Folds in parallel"): taylor (78M) 338 s in parallel against
+# 443 s one at a time, Seattle (4M) 23.6 s against 19.1 s (workers' start and compilation
+# cost more than they save on small data)
+PARALLEL_MIN_STEP_PASSES = 10_000_000
 
 
 def available_cores() -> int:
@@ -110,13 +112,13 @@ def has_accelerator() -> bool:
     return False
 
 
-def fold_jobs(config: Config, window_passes: int, folds: int) -> int:
+def fold_jobs(config: Config, step_passes: int, folds: int) -> int:
     """How many folds to fit at once (`training.fold_jobs`).
 
     A number given is used (at most one per fold). `0` (auto): one per available core, at
     most one per fold, when nothing speaks against it: `fold_workers: never`, a GPU (the folds
     would share its memory) or a distribution strategy, or folds too small to repay a
-    worker's start (under `PARALLEL_MIN_WINDOW_PASSES` windows through the model).
+    worker's start (under `PARALLEL_MIN_STEP_PASSES` time steps through the model).
 
     Example:
         >>> from keras_lstm.config import load_config
@@ -128,7 +130,7 @@ def fold_jobs(config: Config, window_passes: int, folds: int) -> int:
         return 1
     if training.fold_jobs:
         return min(training.fold_jobs, folds)
-    if window_passes < PARALLEL_MIN_WINDOW_PASSES or training.strategy not in ("auto", "default"):
+    if step_passes < PARALLEL_MIN_STEP_PASSES or training.strategy not in ("auto", "default"):
         return 1
     if has_accelerator():
         return 1
