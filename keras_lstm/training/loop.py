@@ -427,11 +427,12 @@ def cross_validate(
     restored) and `ReduceLROnPlateau` on the fold's validation windows. The held-out test part
     is never touched. A finished fold is recorded under `training.backup_dir` (default
     `OUT/backup`), so a killed run started again skips it; an unfinished fit resumes from its
-    last checkpoint with its whole state (`keras_lstm.training.backup`), to the same result. With `training.fold_workers: always` the
-    folds are fitted in short-lived worker processes (see `keras_lstm.training.workers`), which
-    keeps this process's memory flat however many folds it runs; with `training.fold_jobs`
-    (auto: one per core on a CPU, `keras_lstm.training.runtime.fold_jobs`) several such
-    workers run at once. The results are the same either way.
+    last checkpoint with its whole state (`keras_lstm.training.backup`), to the same result.
+    With `training.fold_workers: always` the folds are fitted in short-lived worker processes
+    (see `keras_lstm.training.workers`), which keeps this process's memory flat however many
+    folds it runs; with `training.fold_jobs` (auto: one per core on a CPU,
+    `keras_lstm.training.runtime.fold_jobs`) several such workers run at once.
+    The results are the same either way.
 
     Args:
         config: a `Config`, a dict or a path to a YAML/JSON config.
@@ -471,9 +472,7 @@ def cross_validate(
     todo = [index for index in range(count) if index not in results]
     # each fold's cost: the time steps its fit may pass through the model
     steps = prepared.sequence_length or config.data.lookback
-    costs = [
-        _fold_window_passes(config, len(prepared.plan.folds[i].train)) * steps for i in todo
-    ]
+    costs = [_fold_window_passes(config, len(prepared.plan.folds[i].train)) * steps for i in todo]
     jobs = fold_jobs(config, sum(costs), len(todo)) if todo else 1
     if todo and (config.training.fold_workers == "always" or jobs > 1):
         fitted = fit_folds_in_workers(
