@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from test_export import _bundle, raw_frame  # noqa: F401 (the fixture)
 
 from tflite_export.exporter import export
@@ -54,3 +55,39 @@ def test_the_block_is_real():
     assert done.returncode != 0
     # `import tensorflow` is halted; `from tensorflow.lite... import` finds no package
     assert "import of tensorflow halted" in last or "'tensorflow' is not a package" in last
+
+
+def test_an_edited_report_or_model_is_refused(tmp_path, raw_frame):  # noqa: F811
+    from keras_lstm.errors import BundleError
+    from tflite_export import LitePredictor
+    from tflite_export.runtime import report_path
+
+    bundle, _ = _bundle("lstm", raw_frame)
+    path = tmp_path / "m.tflite"
+    export(bundle, "float32", path)
+    report = report_path(path)
+    original_report, original_model = report.read_text(), path.read_bytes()
+    expected = LitePredictor(path).predict(raw_frame)  # as exported: accepted
+
+    edited = json.loads(original_report)
+    edited["preprocessing"]["feature_scaler"]["scale"][0] *= 3  # wrong forecasts if trusted
+    report.write_text(json.dumps(edited, indent=2))
+    with pytest.raises(BundleError, match=r"m\.tflite\.json.*changed after the export"):
+        LitePredictor(path)
+
+    report.write_text(original_report)
+    model = bytearray(original_model)
+    model[-1] ^= 0xFF
+    path.write_bytes(bytes(model))
+    with pytest.raises(BundleError, match=r"m\.tflite'.*does not match the digest"):
+        LitePredictor(path)
+
+    path.write_bytes(original_model)
+    del edited["digest"]
+    edited["preprocessing"]["feature_scaler"]["scale"][0] /= 3  # the export's own values
+    report.write_text(json.dumps(edited))
+    with pytest.raises(BundleError, match="has no digest"):
+        LitePredictor(path)
+
+    report.write_text(json.dumps(json.loads(original_report), indent=4))  # layout is not content
+    np.testing.assert_array_equal(LitePredictor(path).predict(raw_frame), expected)
