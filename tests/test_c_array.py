@@ -169,3 +169,18 @@ def test_micro_support_of_float_lstm(bundle_dir, tmp_path):
     ops = json.loads((tmp_path / "model.tflite.json").read_text())["ops"]
     assert support.registrations == sorted(TFLM_RESOLVER[op] for op in ops)
     assert support.op_count == len(ops)
+
+
+def test_c_array_never_replaces_a_tflite_file_it_was_not_named(bundle_dir, tmp_path, capsys):
+    # the README's sequence: a plain int8 export to model.tflite, then a C array to model.cc
+    _export(bundle_dir, tmp_path / "model.tflite", "int8", fmt="tflite")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ExportError, match=r"model\.tflite already exists.*model-micro\.cc"):
+        _export(bundle_dir, tmp_path / "model.cc")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing touched
+    _export(bundle_dir, tmp_path / "model-micro.cc")  # the name the message suggests
+    assert (tmp_path / "model.tflite").read_bytes() == before["model.tflite"]
+    assert (tmp_path / "model-micro.tflite").is_file()
+    capsys.readouterr()
+    _export(bundle_dir, tmp_path / "model-micro.cc")  # its own earlier export: replaced, said so
+    assert "are replaced by this export" in capsys.readouterr().out

@@ -130,8 +130,11 @@ def run_export(args) -> int:
                 f"received {source}."
             )
         out = source.with_suffix(".tflite")
+        _refuse_to_replace_an_unnamed_file(out, source)
     else:
         out = Path(args.out or folder / f"model-{mode}{suffix}.tflite")
+    if out.exists():
+        print(f"Note: {out} and its report exist and are replaced by this export.")
     report = export(
         bundle,
         mode,
@@ -172,6 +175,20 @@ def run_export(args) -> int:
         )
     print(f"  report: {report_path(out)}")
     return 0
+
+
+def _refuse_to_replace_an_unnamed_file(companion: Path, source: Path) -> None:
+    """A C-array export writes `companion` (the .tflite file) and its report beside the `.cc`
+    file the user named. They may replace an earlier C-array export's (its `.cc` is there too),
+    never a `.tflite` file the user made under that name by another command."""
+    existing = [p for p in (companion, report_path(companion)) if p.exists()]
+    if existing and not source.exists():
+        raise ExportError(
+            f"{existing[0]} already exists, and --format c-array would replace it: it writes "
+            f"{companion.name} and {report_path(companion).name} beside {source.name}, and "
+            "does not replace a file you did not name. Choose another --out (for example "
+            f"{source.with_name(source.stem + '-micro' + source.suffix)}) or move {existing[0]}."
+        )
 
 
 def _print_micro(micro: dict) -> None:
