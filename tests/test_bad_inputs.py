@@ -145,6 +145,12 @@ CSV_CASES = [
         id="non-numeric-feature",
     ),
     pytest.param(
+        _csv([(7, "x", "n/a?")]),  # data.features at its default: not silently left out
+        {},
+        r"Column 'x' is not numeric \(row 7: 'n/a\?'\), though its other cells are numbers",
+        id="bad-cell-in-a-default-feature",
+    ),
+    pytest.param(
         _csv([(5, "y", "high")]),
         {},
         r"Column 'y' is not numeric \(row 5: 'high'\)",

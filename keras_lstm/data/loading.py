@@ -172,14 +172,43 @@ def _check_numeric(frame: pd.DataFrame, columns) -> None:
         )
 
 
+# share of a text column's filled cells that must read as numbers for it to count as a numeric
+# column with bad cells (rather than a text column, which default features leave out)
+MOSTLY_NUMERIC = 0.9
+
+
+def _refuse_a_numeric_column_with_bad_cells(values: pd.Series, column) -> None:
+    filled = values.dropna()
+    if filled.empty or not filled.map(lambda value: isinstance(value, str)).all():
+        return
+    stripped = filled.str.strip()
+    numbers = pd.to_numeric(stripped, errors="coerce")
+    if numbers.notna().mean() < MOSTLY_NUMERIC or numbers.notna().all():
+        return
+    position = int(np.flatnonzero(values.index == numbers.index[numbers.isna()][0])[0])
+    raise DataError(
+        f"Column {column!r} is not numeric (row {position}: {values.iloc[position]!r}), though "
+        "its other cells are numbers. Fix or empty that cell (empty cells follow "
+        "`data.missing`), or set `data.features` to the columns to use."
+    )
+
+
 def select_features(frame: pd.DataFrame, features, skip) -> list[str]:
     """The feature columns: `features` as given (each must exist), or by default every numeric
     (non-boolean) column not in `skip`.
 
+    A column that is numbers but for a few cells (`'n/a?'` among floats) is an error naming the
+    row, not silently left out: most of its filled cells read as numbers
+    (`MOSTLY_NUMERIC`).
+
     Raises:
-        DataError: a named feature is missing, or no numeric column is left.
+        DataError: a named feature is missing, a column looks numeric but has a bad cell, or no
+            numeric column is left.
     """
     if features is None:
+        for column in frame.columns:
+            if column not in skip and not pd.api.types.is_numeric_dtype(frame[column]):
+                _refuse_a_numeric_column_with_bad_cells(frame[column], column)
         chosen = [
             c
             for c in frame.columns
