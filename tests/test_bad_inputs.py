@@ -366,6 +366,13 @@ PREPARE_CASES = [
         r"10 rows but 5 walk-forward folds.*`training\.cv_splits`",
         id="too-few-rows-for-folds",
     ),
+    pytest.param(  # each fold would get a handful of windows: refused, with a workable count
+        {"training.cv_splits": 3, "data.lookback": 8},
+        _frame(),
+        DataError,
+        r"first walk-forward fold would train on 6 windows.*`training\.cv_splits: 2`",
+        id="folds-too-small-to-learn",
+    ),
     pytest.param(
         {"task": "classification", "data.targets": ["label"]},
         _labelled(),

@@ -59,6 +59,41 @@ def test_start_row(n_rows: int, config: DataConfig) -> int:
     return n_rows - count
 
 
+# the fewest training windows a walk-forward fold may have: below it a fold has nothing to learn
+# from (40 rows with lookback 8 and 3 folds gave folds of 1 training window each) and its score
+# is noise
+MIN_FOLD_WINDOWS = 8
+
+
+def _fold_windows(history: int, splits: int, gap: int, horizon: int, stride: int) -> list[int]:
+    """Training windows of each fold of `TimeSeriesSplit(splits, gap)` over `history` windows."""
+    positions = np.arange(history)
+    sizes = []
+    for train_pos, val_pos in TimeSeriesSplit(n_splits=splits, gap=gap).split(positions):
+        train = train_pos[train_pos + horizon - 1 + gap < val_pos[0]][::-stride]
+        sizes.append(len(train))
+    return sizes
+
+
+def _refuse_folds_too_small(history: int, data: DataConfig, training: TrainingConfig) -> None:
+    def smallest(splits):
+        return min(_fold_windows(history, splits, training.cv_gap, data.horizon, data.stride))
+
+    if smallest(training.cv_splits) >= MIN_FOLD_WINDOWS:
+        return
+    workable = [k for k in range(training.cv_splits - 1, 1, -1) if smallest(k) >= MIN_FOLD_WINDOWS]
+    fix = (
+        f"set `training.cv_splits: {workable[0]}`, or provide more rows"
+        if workable
+        else "provide more rows, or lower `data.lookback` or `data.test_size`"
+    )
+    raise DataError(
+        f"The first walk-forward fold would train on {smallest(training.cv_splits)} windows "
+        f"({history} windows before the test part, {training.cv_splits} folds); a fold needs at "
+        f"least {MIN_FOLD_WINDOWS} to learn anything: {fix}."
+    )
+
+
 def plan_splits(
     n_rows: int,
     data: DataConfig,
@@ -108,6 +143,7 @@ def plan_splits(
             f"rows need at least {needed_rows}. Provide more rows, or lower `data.lookback`, "
             "`training.cv_splits` or `data.test_size`."
         )
+    _refuse_folds_too_small(len(history), data, training)
     splitter = TimeSeriesSplit(n_splits=training.cv_splits, gap=training.cv_gap)
     folds = []
     for train_pos, val_pos in splitter.split(history):
