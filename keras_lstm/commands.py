@@ -46,7 +46,9 @@ def run_predict(args) -> int:
         from keras_lstm.bundle import Bundle
 
         predictions = Bundle.load(source).predict(args.input)
-    text = predictions.to_csv(index_label=predictions.index.name or "time")
+    # without the time column in the input, the index is the position of the row each
+    # prediction is for: labelled so, not as a time
+    text = predictions.to_csv(index_label=predictions.index.name or "row")
     if args.output:
         atomic_write_text(args.output, text)
         print(f"{len(predictions)} predictions written to {args.output}")

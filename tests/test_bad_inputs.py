@@ -1149,6 +1149,16 @@ CLI_CASES = [
     pytest.param(
         _tune_setup, r"Search space key `model\.units` has no choices", id="tune-no-choices"
     ),
+    pytest.param(  # refused before the bundle is loaded or anything converted
+        lambda folder, trained: ["export", "missing-bundle", "--max-error", "-1"],
+        r"--max-error .* a positive number such as 0\.05\. Received: -1\.0",
+        id="export-negative-max-error",
+    ),
+    pytest.param(
+        _train_setup(csv=_frame(1).to_csv(index=False)),
+        r"The data has 1 row; training needs at least lookback \+ horizon rows",
+        id="train-one-row",
+    ),
 ]
 
 

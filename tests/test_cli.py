@@ -75,6 +75,17 @@ def test_predict_writes_real_unit_predictions(sine_run):
     assert np.sqrt(np.mean((out["y"].to_numpy()[:-1] - truth) ** 2)) < 0.2
 
 
+def test_predict_without_the_time_column_labels_row_positions(sine_run):
+    root, _ = sine_run
+    frame = pd.read_csv(root / "sine.csv").tail(40).drop(columns="step")
+    frame.to_csv(root / "untimed.csv", index=False)
+    result = _run("predict", "run/bundle", "--input", "untimed.csv", "--output", "u.csv", cwd=root)
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(root / "u.csv")
+    assert list(out.columns) == ["row", "y"]  # not "time": these are positions in the input
+    assert out["row"].tolist() == list(range(12, 41))  # the row each forecast is for
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -134,6 +134,25 @@ def test_window_normalized_model_is_refused(tmp_path):
         export(model, "float32", tmp_path / "step.tflite", _windows(8), streaming=True)
 
 
+def test_every_cause_is_named_at_once(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    # the forecasting defaults: window scaling and a linear path, two causes
+    model = build_model(
+        ModelConfig(units=(4,), linear_path=True),
+        (LOOKBACK, FEATURES),
+        (1, 1),
+        "regression",
+        window_channels=[0],
+    )
+    with pytest.raises(ExportError) as info:
+        export(model, "float32", tmp_path / "step.tflite", _windows(8), streaming=True)
+    message = str(info.value)
+    assert "(1)" in message and "data.scaler: standard" in message
+    assert "(2)" in message and "model.linear_path: false" in message
+
+
 class _Bundle:
     def __init__(self, model, preprocessing, windows):
         self.model, self.preprocessing, self.config = model, preprocessing, None

@@ -285,6 +285,7 @@ def export(
     """
     if mode not in MODES:
         raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
+    _check_max_error(max_error)
     inputs = _parts(bundle_or_model, mode, representative, validation, lookback, calibration_margin)
     if max_error is None:
         max_error = inputs.threshold if inputs.threshold is not None else DEFAULT_MAX_ERROR[mode]
@@ -469,6 +470,21 @@ def _report(
         "micro": micro_support(chosen.content).to_dict(),
         **({"kept_float": float_ops(chosen.content)} if mode in ("int8", "int8-full") else {}),
     }
+
+
+def _check_max_error(max_error) -> None:
+    """A bound on relative RMSE is a positive number; checked before any conversion."""
+    if max_error is None:
+        return
+    if (
+        isinstance(max_error, bool)
+        or not isinstance(max_error, (int, float))
+        or not (max_error > 0 and np.isfinite(max_error))
+    ):
+        raise ExportError(
+            f"Expected `max_error` (--max-error) to be a positive number, the largest relative "
+            f"RMSE against Keras to accept (for example 0.05). Received: {max_error!r}"
+        )
 
 
 def _commit(out_path: str | os.PathLike, content: bytes, report: dict) -> None:

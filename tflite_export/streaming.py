@@ -51,20 +51,20 @@ _WHY = {
 _STREAMABLE = ("LSTM", "Dense", "Reshape", "Activation", "Flatten", "Masking")
 
 
-def _check_streamable(layer) -> None:
+def _why_not_streamable(layer) -> str | None:
+    """Why `layer` cannot run one step at a time, or None when it can."""
     kind = type(layer).__name__
     if kind in _IDENTITY_LAYERS or kind in _STREAMABLE:
         if kind == "LSTM" and layer.go_backwards:
-            raise ExportError(
-                f"Layer {layer.name!r} reads the window backwards and cannot stream; build it "
-                "with go_backwards=False."
+            return (
+                f"layer {layer.name!r} reads the window backwards; build it with go_backwards=False"
             )
-        return
+        return None
     if kind in _WHY:
-        raise ExportError(f"This model cannot stream: layer {layer.name!r} ({kind}): {_WHY[kind]}.")
-    raise ExportError(
-        f"This model cannot stream: layer {layer.name!r} ({kind}) is not a step-by-step layer. "
-        f"Streamable layers: {', '.join(_STREAMABLE)}, Dropout."
+        return f"layer {layer.name!r} ({kind}): {_WHY[kind]}"
+    return (
+        f"layer {layer.name!r} ({kind}) is not a step-by-step layer (streamable layers: "
+        f"{', '.join(_STREAMABLE)}, Dropout)"
     )
 
 
@@ -73,30 +73,33 @@ def stream_layers(model) -> list:
     centres nor adds a linear path.
 
     Raises:
-        ExportError: a layer needs the whole window (see the module docstring).
+        ExportError: something needs the whole window (see the module docstring); the message
+            names every cause at once, so one retraining fixes them all.
     """
-    layers = []
+    layers, causes = [], []
     for layer in getattr(model, "layers", []):
         if type(layer).__name__ == "WindowNormalized":
             if layer.center != "none":
-                raise ExportError(
-                    "This model cannot stream: it scales each window by its own last value and "
-                    "spread (`data.scaler: window`), known only when the window is complete. "
-                    "Train it with `data.scaler: standard` to stream."
+                causes.append(
+                    "it scales each window by its own last value and spread (`data.scaler: "
+                    "window`), known only when the window is complete: train it with "
+                    "`data.scaler: standard`"
                 )
             if layer.linear or getattr(layer, "base_steps", None):
-                raise ExportError(
-                    "This model cannot stream: `model.linear_path` (or `model.seasonal_base`) "
-                    "adds a linear map of the whole window. Train it with "
-                    "`model.linear_path: false` to stream."
+                causes.append(
+                    "`model.linear_path` (or `model.seasonal_base`) adds a linear map of the "
+                    "whole window: train it with `model.linear_path: false` (and "
+                    "`model.seasonal_base: false`)"
                 )
             layers.extend(layer.core.layers)
         else:
             layers.append(layer)
-    for layer in layers:
-        _check_streamable(layer)
+    causes += [why for why in map(_why_not_streamable, layers) if why]
     if not any(type(layer).__name__ == "LSTM" for layer in layers):
-        raise ExportError("This model has no LSTM layer: there is no state to stream.")
+        causes.append("it has no LSTM layer: there is no state to stream")
+    if causes:
+        numbered = "; ".join(f"({i}) {cause}" for i, cause in enumerate(causes, 1))
+        raise ExportError(f"This model cannot stream: {numbered}.")
     return layers
 
 

@@ -396,6 +396,11 @@ def load_table(
     frame = _apply_missing(frame, used, config.missing)
     if frame.empty:
         raise DataError("No rows are left after dropping rows with missing values.")
+    if check_constant and len(frame) < 2:  # one row is "constant" in every column
+        raise DataError(
+            f"The data has {len(frame)} row; training needs at least lookback + horizon rows "
+            "for one window, and many more for the folds and the test part. Provide more rows."
+        )
     for column in features if check_constant else ():
         if frame[column].nunique(dropna=True) <= 1:
             raise DataError(
