@@ -18,7 +18,6 @@ writes), whose `bundle` subfolder it loads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from keras_lstm.config import Config, load_config
 from keras_lstm.data.preprocessing import FORMAT_VERSION, Preprocessing, series_scalers_dict
 from keras_lstm.data.windows import input_windows
 from keras_lstm.errors import BundleError, ConfigError
+from keras_lstm.files import file_sha256
 from keras_lstm.normalization import WindowNormalized
 from keras_lstm.plots import save_plots
 from keras_lstm.sequence_layers import SEQUENCE_LAYERS
@@ -111,12 +111,7 @@ def _representative_windows(prepared, feature_scaler, counts: dict) -> dict:
     return {part: np.ascontiguousarray(samples.gather(rows)[0]) for part, rows in picks.items()}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+_sha256 = file_sha256
 
 
 class Bundle:

@@ -82,10 +82,10 @@ def run_export(args) -> int:
         ExportError: conversion or the parity check failed (no file is written).
     """
     max_error = getattr(args, "max_error", None)
-    if max_error is not None and not (max_error > 0 and max_error != float("inf")):
+    if max_error is not None and not (max_error >= 0 and max_error != float("inf")):
         raise ExportError(  # before the bundle is loaded and anything converted
-            "--max-error is the largest relative RMSE against Keras to accept: a positive "
-            f"number such as 0.05. Received: {max_error!r}"
+            "--max-error is the largest relative RMSE against Keras to accept: a number >= 0 "
+            f"such as 0.05. Received: {max_error!r}"
         )
     # TensorFlow takes seconds to import: loaded when the command runs, not for `--help`
     from keras_lstm.bundle import Bundle

@@ -473,16 +473,16 @@ def _report(
 
 
 def _check_max_error(max_error) -> None:
-    """A bound on relative RMSE is a positive number; checked before any conversion."""
+    """A bound on relative RMSE is a finite number >= 0; checked before any conversion."""
     if max_error is None:
         return
     if (
         isinstance(max_error, bool)
         or not isinstance(max_error, (int, float))
-        or not (max_error > 0 and np.isfinite(max_error))
+        or not (max_error >= 0 and np.isfinite(max_error))
     ):
         raise ExportError(
-            f"Expected `max_error` (--max-error) to be a positive number, the largest relative "
+            f"Expected `max_error` (--max-error) to be a number >= 0, the largest relative "
             f"RMSE against Keras to accept (for example 0.05). Received: {max_error!r}"
         )
 

@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_lstm.files import atomic_write_text
+from keras_lstm.files import atomic_write_text, file_sha256
 
 STATE_FILE = "state.json"
 FORMAT = 1
@@ -229,9 +228,4 @@ def _number(value):
     return None if value is None else float(value)
 
 
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+_digest = file_sha256
