@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ from keras_lstm.config import Config, load_config
 from keras_lstm.data.preprocessing import FORMAT_VERSION, Preprocessing, series_scalers_dict
 from keras_lstm.data.windows import input_windows
 from keras_lstm.errors import BundleError, ConfigError
-from keras_lstm.files import file_sha256
+from keras_lstm.files import atomic_folder, file_sha256
 from keras_lstm.normalization import WindowNormalized
 from keras_lstm.plots import save_plots
 from keras_lstm.sequence_layers import SEQUENCE_LAYERS
@@ -262,12 +260,12 @@ class Bundle:
         Raises:
             BundleError: the bundle has neither calibration windows nor prepared data (one
                 loaded from a folder an older keras-lstm saved).
+            OutputError: the folder could not be written (a full disk); a bundle that was
+                there before is unchanged.
         """
         directory = Path(directory)
         calibration = self._calibration_windows()
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        with atomic_folder(directory) as tmp:
             self.model.save(tmp / MODEL_FILE)
             for part, name in CALIBRATION_FILES.items():
                 np.save(tmp / name, calibration[part], allow_pickle=False)
@@ -278,16 +276,6 @@ class Bundle:
                 save_plots(self, tmp)
             manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
             (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
-            old = None
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @classmethod

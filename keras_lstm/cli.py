@@ -19,8 +19,13 @@ from keras_lstm.startup import import_tensorflow_quietly
 # commands that always import TensorFlow (to convert to TFLite, or through Keras Tuner)
 TENSORFLOW_COMMANDS = ("quickstart", "tune", "export")
 
+# commands that resume from their output folder when run again
+RESUMABLE_COMMANDS = ("quickstart", "train", "tune")
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("config", help="YAML or JSON config file")
     train.add_argument("--out", default="run", help="output folder (default: %(default)s)")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="cap on epochs per fit, for a quick first run (sets training.epochs; default: "
+        "the config's)",
+    )
 
     predict = commands.add_parser(
         "predict",
@@ -133,9 +145,30 @@ def _run_predict(args) -> int:
     return run_predict(args)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that cleanup runs (temporary files removed,
+    fold workers ended) and the run can resume from its last checkpoint."""
+
+
+def _on_sigterm(signum, frame):
+    workers = sys.modules.get("keras_lstm.training.workers")  # only if folds run in workers
+    if workers is not None:
+        workers.stop_workers()
+    raise _Terminated()
+
+
+def _catch_sigterm() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `keras-lstm` console script."""
     args = _parser().parse_args(argv)
+    _catch_sigterm()
     # TensorFlow's C++ runtime logs harmless notices at every level below 3; Python errors are
     # still raised and reported below.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -149,9 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split())
         print(f"keras-lstm {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"keras-lstm {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, _Terminated)
+        resume = (
+            " Finished folds and the last checkpoint are kept: run the same command to resume."
+            if args.command in RESUMABLE_COMMANDS
+            else ""
+        )
+        print(
+            f"keras-lstm {args.command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}."
+            + resume,
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as err:  # anything unexpected: one line, no traceback unless --debug
         if args.debug:
             raise

@@ -20,16 +20,27 @@ def run_train(args) -> int:
     from keras_lstm.training.prepare import prepare
 
     config = load_config(args.config)
+    if args.epochs is not None:
+        config = config.replace(**{"training.epochs": args.epochs})  # checked as the key is
     out = Path(args.out)
     prepared = prepare(config)  # data errors before Keras is imported
     import_keras_quietly()
     from keras_lstm.pipeline import summary_table, train_and_save
 
-    bundle = train_and_save(config, out, verbose=1, prepared=prepared)
+    bundle = train_and_save(config, out, verbose=progress_verbosity(), prepared=prepared)
     print()
     print(summary_table(bundle.metrics, config.task))
-    print(f"\nBundle: {out / 'bundle'}\nMetrics: {out / 'metrics.json'}")
+    plots = ", ".join(str(p) for p in sorted((out / "bundle").glob("*.png")))
+    print(f"\nBundle: {out / 'bundle'}\nMetrics: {out / 'metrics.json'}\nPlots: {plots}")
     return 0
+
+
+def progress_verbosity(stream=None) -> int:
+    """Keras' `verbose` for `fit`: a live progress bar on a terminal (1), one plain line per
+    epoch when the output goes to a file or a pipe (2), so logs hold no ANSI escapes."""
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
 
 
 def run_predict(args) -> int:

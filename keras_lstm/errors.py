@@ -27,3 +27,12 @@ class ExportError(KerasLSTMError):
 
 class WorkerError(KerasLSTMError, RuntimeError):
     """A worker process fitting folds (`training.fold_workers`) failed or was killed."""
+
+
+class TrainingError(KerasLSTMError, RuntimeError):
+    """Training diverged (a loss that is not finite), or a run folder is in use by another run."""
+
+
+class OutputError(KerasLSTMError, OSError):
+    """A file or folder could not be written (a full disk, no permission); whatever was there
+    before is unchanged."""

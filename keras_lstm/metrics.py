@@ -1,7 +1,9 @@
 """Metrics in the data's own units, and the naive baselines they are judged against.
 
 Regression: `rmse`, `mae`, `mape`, `smape` (percent), `mase`, `r2`, overall and per target
-(scikit-learn computes all but sMAPE and MASE). Classification: `accuracy`, `f1_macro`, `auc`,
+(scikit-learn computes RMSE, MAE and R2). A metric that cannot be computed is None, and
+`metric_notes` says why: MAPE where the truth is 0 or changes sign, MASE where the training
+part is not longer than one season. Classification: `accuracy`, `f1_macro`, `auc`,
 `log_loss`.
 
 Example:
@@ -28,6 +30,14 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _mape(true: np.ndarray, pred: np.ndarray) -> float | None:
+    """Mean absolute percentage error, or None where the truth is 0 or changes sign (MAPE
+    divides by the true value: a temperature crossing 0 degrees gives 1e15 %; sMAPE stays)."""
+    if len(true) == 0 or np.any(true == 0) or (true.min() < 0 < true.max()):
+        return None
+    return _finite(100 * np.mean(np.abs(pred - true) / np.abs(true)))
+
+
 def _one_target(true: np.ndarray, pred: np.ndarray, scale: float) -> dict:
     true, pred = true.ravel(), pred.ravel()
     denominator = np.abs(true) + np.abs(pred)
@@ -38,7 +48,7 @@ def _one_target(true: np.ndarray, pred: np.ndarray, scale: float) -> dict:
     return {
         "rmse": _finite(skm.root_mean_squared_error(true, pred)),
         "mae": _finite(mae),
-        "mape": _finite(100 * skm.mean_absolute_percentage_error(true, pred)),
+        "mape": _mape(true, pred),
         "smape": _finite(100 * ratio.mean()),
         "mase": _finite(mae / scale) if scale > 0 else None,
         "r2": _finite(skm.r2_score(true, pred)) if len(true) > 1 else None,
@@ -226,3 +236,36 @@ def baseline_comparison(model: dict, baselines: dict) -> dict | None:
             "beats": bool(beats),
         }
     return None
+
+
+def metric_notes(cv_folds: list[dict], test: dict, season: int, train_rows: list[int]) -> list:
+    """Why a regression metric is missing ('-' in the summary), one sentence each.
+
+    Args:
+        cv_folds: each fold's metrics, in fold order.
+        test: the test part's metrics.
+        season: `data.season`.
+        train_rows: each fold's training rows (before its validation part).
+
+    Example:
+        >>> notes = metric_notes([{"mase": None}], {"mase": 0.9, "mape": 2.0}, 365, [300])
+        >>> notes[0][:62]
+        'MASE is missing for fold 1: its 300 training rows are not more'
+    """
+    notes = []
+    for index, fold in enumerate(cv_folds):
+        if "mase" in fold and fold["mase"] is None:
+            notes.append(
+                f"MASE is missing for fold {index + 1}: its {train_rows[index]} training rows "
+                f"are not more than data.season = {season}, so there is no seasonal difference "
+                "to scale by."
+            )
+    parts = [f"fold {i + 1}" for i, f in enumerate(cv_folds) if "mape" in f and f["mape"] is None]
+    if "mape" in test and test["mape"] is None:
+        parts.append("test")
+    if parts:
+        notes.append(
+            f"MAPE is missing for {', '.join(parts)}: the target is 0 or crosses 0 there (MAPE "
+            "divides by the true value); sMAPE is reported instead."
+        )
+    return notes

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keras_lstm.files import atomic_write_text
+from keras_lstm.files import atomic_write_text, folder_lock
 from keras_lstm.training.loop import fit
 
 
@@ -25,8 +25,9 @@ def _fmt(value) -> str:
 
 
 def summary_table(metrics: dict, task: str) -> str:
-    """A plain-text table: each fold, mean ± std, test, and the baselines on the test part,
-    ending with `verdict_line`.
+    """A plain-text table: each fold, mean ± std, the baselines' CV means, test, and the
+    baselines on the test part; then why a metric shown as '-' is missing (`metrics["notes"]`),
+    the intervals, and `verdict_line`.
 
     Example:
         >>> print(summary_table(bundle.metrics, "regression"))  # doctest: +SKIP
@@ -41,6 +42,9 @@ def summary_table(metrics: dict, task: str) -> str:
         rows.append([f"fold {fold['fold'] + 1}", *[_fmt(fold.get(n)) for n in names]])
     mean, std = metrics["cv"]["mean"], metrics["cv"]["std"]
     rows.append(["cv mean ± std", *[f"{_fmt(mean.get(n))} ± {_fmt(std.get(n))}" for n in names]])
+    for name, values in metrics["baselines"].items():  # the figures the CV verdict uses
+        if values.get("cv"):
+            rows.append([f"{name} (cv mean)", *[_fmt(values["cv"].get(n)) for n in names]])
     rows.append(["test", *[_fmt(metrics["test"].get(n)) for n in names]])
     for name, values in metrics["baselines"].items():
         rows.append([f"{name} (test)", *[_fmt(values["test"].get(n)) for n in names]])
@@ -48,7 +52,8 @@ def summary_table(metrics: dict, task: str) -> str:
     table = "\n".join(
         "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     )
-    return table + "\n" + interval_lines(metrics) + verdict_line(metrics)
+    notes = "".join(f"Note: {note}\n" for note in metrics.get("notes", []))
+    return table + "\n" + notes + interval_lines(metrics) + verdict_line(metrics)
 
 
 def interval_lines(metrics: dict) -> str:
@@ -97,12 +102,17 @@ def train_and_save(config, out: Path, verbose="auto", data=None, prepared=None):
     """Fit a config (on `data`, default `config.data.path`, or on data already `prepared`),
     write the bundle, `metrics.json` and plots under `out`; return the bundle.
 
+    While it runs, `out/.lock` is held: another run into the same folder is refused
+    (`TrainingError`). A killed run leaves no lock held, so running it again resumes.
+
     Example:
         >>> bundle = train_and_save("config.yaml", Path("run"))  # doctest: +SKIP
         >>> sorted(p.name for p in Path("run").iterdir())  # doctest: +SKIP
         ['backup', 'bundle', 'metrics.json']
     """
-    bundle = fit(config, data, out_dir=out, verbose=verbose, prepared=prepared)
-    bundle.save(out / "bundle")
-    atomic_write_text(out / "metrics.json", json.dumps(bundle.metrics, indent=2))
+    out = Path(out)
+    with folder_lock(out):  # a second run into the same folder is refused, not interleaved
+        bundle = fit(config, data, out_dir=out, verbose=verbose, prepared=prepared)
+        bundle.save(out / "bundle")
+        atomic_write_text(out / "metrics.json", json.dumps(bundle.metrics, indent=2))
     return bundle

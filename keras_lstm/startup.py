@@ -28,6 +28,16 @@ def import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except ValueError:  # its entry in sys.modules is None: imports of it are blocked
+        return False
+
+
 TRAINING_BACKEND = "jax"
 
 

@@ -31,6 +31,7 @@ from keras_lstm.errors import (
     DataError,
     ExportError,
     KerasLSTMError,
+    OutputError,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -674,6 +675,59 @@ def test_bundle_load_rejects_a_file_for_a_folder(trained):
 
     with pytest.raises(BundleError, match=r"model\.keras' does not exist"):
         Bundle.load(trained.bundle_dir / "model.keras")
+
+
+# --- a full disk while a bundle or an export is written -----------------------------------------
+
+
+def _tree(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_full_disk_while_a_bundle_is_saved_keeps_the_previous_bundle(
+    trained, tmp_path, monkeypatch
+):
+    from keras_lstm.bundle import Bundle
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(trained.bundle_dir, folder)
+    before = _tree(folder)
+    real_save = np.save
+
+    def save_until_the_disk_fills(path, array, **kwargs):
+        real_save(path, array[: len(array) // 2], **kwargs)  # part of the file, then full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", save_until_the_disk_fills)
+    with pytest.raises(OutputError, match=r"'.*bundle'.*No space left on device") as info:
+        trained.bundle.save(folder)
+    _assert_error(info.value, OutputError)
+    monkeypatch.undo()
+    assert _tree(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary folder
+    Bundle.load(folder)  # whole: every file matches its manifest
+
+
+def test_a_full_disk_while_exporting_keeps_the_previous_file_and_report(
+    trained, tmp_path, monkeypatch
+):
+    from keras_lstm import files
+    from tflite_export import export
+
+    folder = tmp_path / "lite"
+    shutil.copytree(trained.lite.parent, folder)
+    before = _tree(folder)
+
+    def write_until_the_disk_fills(fd, content):
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content[: len(content) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "_write_all", write_until_the_disk_fills)
+    with pytest.raises(OutputError, match=r"model\.tflite.*No space left on device") as info:
+        export(trained.bundle, "float32", folder / trained.lite.name)
+    _assert_error(info.value, OutputError)
+    assert _tree(folder) == before
 
 
 # --- keras_lstm.Bundle.predict -------------------------------------------------------------------

@@ -61,6 +61,26 @@ def test_train_writes_metrics_and_beats_naive(sine_run):
         assert (root / "run" / "bundle" / name).is_file()
 
 
+def test_train_epochs_caps_every_fit_and_a_log_gets_plain_lines(sine_run):
+    root, full = sine_run
+    result = _run("train", "config.yaml", "--out", "short", "--epochs", "2", cwd=root)
+    assert result.returncode == 0, result.stderr
+    short = json.loads((root / "short" / "metrics.json").read_text())
+    uncapped = json.loads((root / "run" / "metrics.json").read_text())
+    assert max(short["training"]["fold_best_epochs"]) <= 2 and short["refit_epochs"] <= 2
+    assert max(uncapped["training"]["fold_best_epochs"]) > 2  # the cap, not the data, ends it
+    for run in (full, result):  # captured output is not a terminal: no progress bars
+        assert "\x1b[" not in run.stdout and "\r" not in run.stdout
+        assert "Epoch 1/" in run.stdout
+        assert run.stderr == "", run.stderr  # no TensorFlow notices, no warnings
+    assert "naive (cv mean)" in result.stdout  # the figure the CV verdict compares with
+    plots = [line for line in result.stdout.splitlines() if line.startswith("Plots: ")]
+    assert plots and all(
+        (root / name).is_file() for name in plots[0].removeprefix("Plots: ").split(", ")
+    )
+    assert "forecast.png" in plots[0]
+
+
 def test_predict_writes_real_unit_predictions(sine_run):
     root, _ = sine_run
     frame = pd.read_csv(root / "sine.csv").tail(40)

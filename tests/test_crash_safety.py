@@ -3,6 +3,7 @@ is left. Subprocesses, as a user's killed job would be."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,11 +80,16 @@ def project(tmp_path):
     return tmp_path
 
 
-def test_killed_training_resumes_to_the_uninterrupted_result(project):
+def _metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_killed_training_resumes_to_the_uninterrupted_result(project, sig):
     backup = project / "run" / "backup" / "fold-0"
     first = _start(["train", "config.yaml", "--out", "run"], project)
 
-    # kill -9 once fold 0 has checkpointed at least two epochs
+    # stop it once fold 0 has checkpointed at least two epochs
     def two_epochs_saved():
         try:
             meta = json.loads((backup / "state.json").read_text())
@@ -92,8 +98,12 @@ def test_killed_training_resumes_to_the_uninterrupted_result(project):
         return meta.get("epoch", 0) >= 2
 
     assert _wait_for(two_epochs_saved, first), first.communicate()[1][-2000:]
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first.send_signal(sig)
+    _, err = first.communicate(timeout=120)
+    if sig == signal.SIGTERM:  # cleaned up, said so, and exits as a shell expects
+        assert first.returncode == 143, err[-2000:]
+        assert "terminated (SIGTERM)" in err and "run the same command to resume" in err
+        assert "Traceback" not in err
     assert not (project / "run" / "bundle").exists()  # nothing half-written
     assert not (project / "run" / "metrics.json").exists()
     second = _start(["train", "config.yaml", "--out", "run"], project)
@@ -106,10 +116,33 @@ def test_killed_training_resumes_to_the_uninterrupted_result(project):
     whole = _start(["train", "config.yaml", "--out", "whole"], project)
     _, err = whole.communicate(timeout=600)
     assert whole.returncode == 0, err[-2000:]
-    resumed = json.loads((project / "run" / "metrics.json").read_text())
-    uninterrupted = json.loads((project / "whole" / "metrics.json").read_text())
+    resumed, uninterrupted = _metrics(project / "run"), _metrics(project / "whole")
     for key in ("cv", "test", "refit_epochs", "training"):
         assert resumed[key] == uninterrupted[key], key
+
+
+def test_a_second_train_into_a_running_folder_is_refused_not_interleaved(project):
+    first = _start(["train", "config.yaml", "--out", "run"], project)
+    lock = project / "run" / ".lock"
+    assert _wait_for(lambda: (project / "run" / "backup" / "fold-0").exists(), first)
+    first.send_signal(signal.SIGSTOP)  # paused mid-fit, holding the folder
+    try:
+        assert lock.exists()
+        second = _start(["train", "config.yaml", "--out", "run"], project)
+        _, err = second.communicate(timeout=120)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, err[-2000:]
+    assert re.search(rf"Another keras-lstm run \(process {first.pid}\) is writing to 'run'", err)
+    assert len(err.strip().splitlines()) == 1, err
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    assert "fold 1/2: done earlier" not in out  # nobody else finished its folds
+    assert not lock.exists()
+    whole = _start(["train", "config.yaml", "--out", "whole"], project)
+    _, err = whole.communicate(timeout=600)
+    assert whole.returncode == 0, err[-2000:]
+    assert _metrics(project / "run")["test"] == _metrics(project / "whole")["test"]
 
 
 @pytest.mark.slow  # about 100 s; tests/test_tuning.py resumes an interrupted search in-process

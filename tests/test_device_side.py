@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_export import _bundle, raw_frame  # noqa: F401 (the fixture)
 
@@ -27,7 +28,7 @@ def test_lite_predictor_runs_with_only_numpy_pandas_and_litert(tmp_path, raw_fra
             sys.modules[name] = None  # any import of these now raises ImportError
         from tflite_export import LitePredictor
         predictor = LitePredictor({str(tmp_path / "m.tflite")!r})
-        frame = predictor.predict_frame({str(tmp_path / "rows.csv")!r})
+        frame = predictor.predict({str(tmp_path / "rows.csv")!r})
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r} and sys.modules[m])
         print(json.dumps({{"values": frame.iloc[:, 0].tolist(), "columns": list(frame.columns),
                            "index": [int(i) for i in frame.index], "loaded": loaded}}))
@@ -67,7 +68,7 @@ def test_an_edited_report_or_model_is_refused(tmp_path, raw_frame):  # noqa: F81
     export(bundle, "float32", path)
     report = report_path(path)
     original_report, original_model = report.read_text(), path.read_bytes()
-    expected = LitePredictor(path).predict(raw_frame)  # as exported: accepted
+    expected = LitePredictor(path).predict_array(raw_frame)  # as exported: accepted
 
     edited = json.loads(original_report)
     edited["preprocessing"]["feature_scaler"]["scale"][0] *= 3  # wrong forecasts if trusted
@@ -90,4 +91,39 @@ def test_an_edited_report_or_model_is_refused(tmp_path, raw_frame):  # noqa: F81
         LitePredictor(path)
 
     report.write_text(json.dumps(json.loads(original_report), indent=4))  # layout is not content
-    np.testing.assert_array_equal(LitePredictor(path).predict(raw_frame), expected)
+    np.testing.assert_array_equal(LitePredictor(path).predict_array(raw_frame), expected)
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8-full"])
+def test_lite_predictor_predict_is_bundle_predict(tmp_path, raw_frame, mode):  # noqa: F811
+    """`LitePredictor.predict` takes what `Bundle.predict` takes (a frame, a CSV path) and
+    returns its frame: the same index and columns, the values within the export's parity."""
+    from keras_lstm.bundle import Bundle
+    from tflite_export import LitePredictor
+
+    fake, windows = _bundle("lstm", raw_frame)
+    # a real Bundle around the same model and preprocessing; its calibration windows are the
+    # frame's own, so the parity the report measures is on exactly these windows
+    bundle = Bundle(
+        fake.model,
+        {**fake.preprocessing, "kind": "series"},
+        config=None,
+        calibration={"train": windows, "test": windows},
+    )
+    report = export(bundle, mode, tmp_path / "m.tflite", max_error=10.0)
+    predictor = LitePredictor(tmp_path / "m.tflite")
+    raw_frame.to_csv(tmp_path / "rows.csv", index=False)
+    # real units: the target scaler's scale (3) times the error on scaled outputs
+    tolerance = 3.0 * max(report["max_abs_error"], 1e-5) * 1.01
+    for source in (raw_frame, str(tmp_path / "rows.csv")):
+        expected = bundle.predict(source)
+        got = predictor.predict(source)
+        assert isinstance(got, pd.DataFrame)
+        pd.testing.assert_index_equal(got.index, expected.index)
+        pd.testing.assert_index_equal(got.columns, expected.columns)
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=tolerance)
+    # the array of the same forecasts stays available; `predict_frame` is `predict`
+    array = predictor.predict_array(raw_frame)
+    assert array.shape == (len(expected), 1, 1)
+    np.testing.assert_allclose(array[:, :, 0], got.to_numpy(), rtol=1e-6)
+    pd.testing.assert_frame_equal(predictor.predict_frame(raw_frame), got)

@@ -282,7 +282,7 @@ def test_lite_predictor_real_units(tmp_path, raw_frame, mode):
     report = export(bundle, mode, tmp_path / "m.tflite", max_error=10.0)
     assert report["preprocessing"]["feature_names"] == ["a", "b", "c"]
     predictor = LitePredictor(tmp_path / "m.tflite")
-    got = predictor.predict(raw_frame)
+    got = predictor.predict_array(raw_frame)
     # By hand: scale -> Keras -> unscale, for each of the 29 complete windows.
     expected = bundle.model(windows, training=False).numpy() * 3.0 + 10.0
     assert got.shape == (40 - LOOKBACK + 1, 1, 1)
@@ -290,14 +290,14 @@ def test_lite_predictor_real_units(tmp_path, raw_frame, mode):
     tolerance = 3.0 * max(report["max_abs_error"], 1e-5) * 1.01
     np.testing.assert_allclose(got, expected, atol=tolerance)
     # The same rows as an array in feature order give the same answer.
-    np.testing.assert_allclose(predictor.predict(raw_frame[["a", "b", "c"]].to_numpy()), got)
+    np.testing.assert_allclose(predictor.predict_array(raw_frame[["a", "b", "c"]].to_numpy()), got)
 
 
 def test_lite_predictor_classification_and_errors(tmp_path, raw_frame):
     bundle, windows = _bundle("lstm-sigmoid", raw_frame)
     export(bundle, "float32", tmp_path / "m.tflite")
     predictor = LitePredictor(tmp_path / "m.tflite")
-    probabilities = predictor.predict(raw_frame)
+    probabilities = predictor.predict_array(raw_frame)
     p = bundle.model(windows, training=False).numpy()
     np.testing.assert_allclose(probabilities, np.concatenate([1 - p, p], 1), atol=1e-5)
     assert set(predictor.predict_labels(raw_frame)) <= {"no", "yes"}

@@ -3,6 +3,7 @@
 import types
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from keras_lstm.config import load_config
@@ -59,10 +60,13 @@ def test_cli_export_and_predictor_match_bundle(bundle_dir, mode, capsys):
     assert "builtin ops only" in capsys.readouterr().out
     path = directory / f"model-{mode}.tflite"
     predictor = LitePredictor(path)
-    expected = Bundle.load(directory).predict(frame).to_numpy()
-    got = predictor.predict(frame)
-    assert got.shape == (len(expected), 1, 1)
-    difference = got.reshape(len(got), -1) - expected
+    expected = Bundle.load(directory).predict(frame)
+    got = predictor.predict(frame)  # the frame Bundle.predict gives: same index and columns
+    pd.testing.assert_index_equal(got.index, expected.index)
+    pd.testing.assert_index_equal(got.columns, expected.columns)
+    assert predictor.predict_array(frame).shape == (len(expected), 1, 1)
+    expected = expected.to_numpy()
+    difference = got.to_numpy() - expected
     if mode == "float32":
         assert np.max(np.abs(difference)) < 1e-4
     else:

@@ -4,6 +4,7 @@ from sklearn import metrics as skm
 
 from keras_lstm.metrics import (
     classification_metrics,
+    metric_notes,
     naive_forecast,
     regression_metrics,
     seasonal_naive_scale,
@@ -134,3 +135,29 @@ def test_verdict_line_says_plainly_when_the_model_loses():
     assert line.startswith("WARNING") and "test" in line and "LOSES TO naive" in line
     comparison["test"].update(model=0.7, beats=True)
     assert verdict_line({"baseline_comparison": comparison}).startswith("The model beats")
+
+
+@pytest.mark.parametrize(
+    "true",
+    [
+        np.array([-1.5, -0.5, 0.5, 2.0]),  # crosses 0 (a temperature in winter)
+        np.array([0.0, 1.0, 2.0, 3.0]),  # touches 0
+    ],
+)
+def test_mape_is_missing_where_the_truth_is_zero_or_changes_sign_and_smape_stays(true):
+    pred = true + 0.25
+    m = regression_metrics(true.reshape(-1, 1, 1), pred.reshape(-1, 1, 1), ("y",), np.ones(1))
+    assert m["mape"] is None and m["per_target"]["y"]["mape"] is None
+    assert m["smape"] == pytest.approx(
+        100 * np.mean(2 * np.abs(pred - true) / (np.abs(true) + np.abs(pred)))
+    )
+
+
+def test_metric_notes_say_why_mase_and_mape_are_missing():
+    folds = [{"mase": None, "mape": 3.0}, {"mase": 0.8, "mape": None}]
+    notes = metric_notes(folds, {"mase": 0.7, "mape": 2.0}, 365, [200, 400])
+    assert len(notes) == 2
+    assert "fold 1: its 200 training rows are not more than data.season = 365" in notes[0]
+    assert "fold 2" not in notes[0]
+    assert notes[1].startswith("MAPE is missing for fold 2:") and "sMAPE" in notes[1]
+    assert metric_notes(folds[1:2] * 0, {"mase": 1.0, "mape": 1.0}, 1, []) == []

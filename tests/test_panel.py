@@ -132,15 +132,17 @@ def test_scale_per_series_uses_each_series_own_training_rows(tmp_path):
     export(bundle, "float32", tmp_path / "meters.tflite")
     lite = LitePredictor(tmp_path / "meters.tflite")
     m2 = recent[recent.meter == "m2"]
+    # every meter at once, as `Bundle.predict` takes and returns them
+    pd.testing.assert_frame_equal(lite.predict(recent), out, rtol=1e-4)
     np.testing.assert_allclose(
-        lite.predict(m2, series="m2").reshape(len(m2) - 7 + 1, -1),
+        lite.predict_array(m2, series="m2").reshape(len(m2) - 7 + 1, -1),
         out[out.meter == "m2"][["load@t+1", "load@t+2"]].to_numpy(),
         rtol=1e-4,
     )
     with pytest.raises(DataError, match="pass `series=`"):
-        lite.predict(m2.drop(columns="meter"))  # rows that do not say which series they are
+        lite.predict_array(m2.drop(columns="meter"))  # rows that do not say which series
     # rows with the series column name their series themselves
-    np.testing.assert_array_equal(lite.predict(m2), lite.predict(m2, series="m2"))
+    np.testing.assert_array_equal(lite.predict_array(m2), lite.predict_array(m2, series="m2"))
 
 
 def test_intervals_of_series_scaled_one_by_one_scale_with_each_series():

@@ -139,8 +139,12 @@ def test_sequence_classifier_end_to_end(tmp_path):
 
     report = export(bundle, "float32", tmp_path / "seq.tflite")
     assert report["builtin_only"] and report["max_abs_error"] < 1e-5
-    lite = LitePredictor(tmp_path / "seq.tflite").predict(some)
-    np.testing.assert_allclose(lite, out.iloc[:, 1:].to_numpy(dtype=float), atol=1e-5)
+    lite = LitePredictor(tmp_path / "seq.tflite").predict(some)  # the frame Bundle.predict gives
+    pd.testing.assert_index_equal(lite.index, out.index)
+    pd.testing.assert_index_equal(lite.columns, out.columns)
+    np.testing.assert_allclose(
+        lite.iloc[:, 1:].to_numpy(dtype=float), out.iloc[:, 1:].to_numpy(dtype=float), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(

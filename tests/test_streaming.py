@@ -189,7 +189,7 @@ def test_lite_predictor_step_matches_predict_in_real_units(tmp_path):
     export(_Bundle(model, preprocessing, windows), "float32", tmp_path / "w.tflite")
     streaming, window = LitePredictor(tmp_path / "s.tflite"), LitePredictor(tmp_path / "w.tflite")
     assert streaming.streaming and not window.streaming
-    expected = window.predict(frame)  # (windows, horizon, targets) in real units
+    expected = window.predict_array(frame)  # (windows, horizon, targets) in real units
     streaming.reset()
     rows = frame.iloc[:LOOKBACK]
     for index, (_, row) in enumerate(rows.iterrows()):

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from keras_lstm.config import load_config
-from keras_lstm.errors import ConfigError
+from keras_lstm.errors import ConfigError, TrainingError
+from keras_lstm.pipeline import train_and_save
 from keras_lstm.training import cross_validate, fit, prepare, resolve_strategy
 from keras_lstm.training import loop as training_loop
 from keras_lstm.training.loop import _StopOnNaN
@@ -184,16 +185,38 @@ def test_classification_rejects_a_single_class():
         prepare(config, frame)
 
 
-def test_a_diverged_fit_stops_after_the_epoch_whose_loss_is_nan():
+def test_a_diverged_fit_is_an_error_naming_the_fit_and_the_epoch():
     x = np.ones((64, 4, 1), np.float32)
-    y = np.full((64, 1), np.nan, np.float32)  # every loss is NaN
 
     def fitted(targets):
         model = keras.Sequential(
             [keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)]
         )
         model.compile(optimizer="sgd", loss="mse")
-        return model.fit(x, targets, epochs=5, batch_size=16, verbose=0, callbacks=[_StopOnNaN()])
+        return model.fit(
+            x, targets, epochs=5, batch_size=16, verbose=0, callbacks=[_StopOnNaN("fold 2")]
+        )
 
-    assert len(fitted(y).history["loss"]) == 1
+    with pytest.raises(TrainingError, match=r"fold 2 is nan at epoch 1\. Lower training"):
+        fitted(np.full((64, 1), np.nan, np.float32))  # every loss is NaN
     assert len(fitted(np.ones((64, 1), np.float32)).history["loss"]) == 5
+
+
+def test_exploding_data_stops_the_run_at_the_fold_it_reaches_and_writes_no_bundle(tmp_path):
+    # the series blows up (x 1e20) after row 170: folds 1 and 2 train on the rows before it,
+    # fold 3's loss overflows; with no scaler nothing tames it
+    t = np.arange(300)
+    y = np.sin(t / 4)
+    y[170:240] *= 1e20
+    config = load_config(
+        {
+            "seed": 1,
+            "data": {"targets": ["y"], "lookback": 8, "scaler": "none"},
+            "model": {"units": [4]},
+            "training": {"epochs": 3, "cv_splits": 3, "fold_workers": "never"},
+        }
+    )
+    with pytest.raises(TrainingError, match=r"loss of fold 3 is (nan|inf) at epoch 1.*data"):
+        train_and_save(config, tmp_path / "run", verbose=0, data=pd.DataFrame({"y": y}))
+    assert not (tmp_path / "run" / "bundle").exists()
+    assert not (tmp_path / "run" / "metrics.json").exists()

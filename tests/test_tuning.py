@@ -4,6 +4,7 @@ Tiny data and models (units 4, 1-2 epochs, 2 folds, 2-3 trials) keep each search
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError
 from keras_lstm.training import cross_validate
 from tuning.search_space import DEFAULT_SEARCH_SPACE, SearchSpace
-from tuning.tuner import _PreparedCache
+from tuning.tuner import CVTuner, _PreparedCache, make_oracle, objective_figure, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,12 +173,14 @@ def test_tuned_lookback_changes_the_windows_not_the_target_times(frame):
 def _assert_table_agrees_with_oracle(result, expected_trials):
     import keras_tuner  # noqa: F401
 
-    trials = pd.read_csv(result.out_dir / "trials.csv", dtype={"trial": str})
+    trials = pd.read_csv(result.out_dir / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == expected_trials
     assert set(trials["status"]) == {"COMPLETED"}
+    assert trials["trial"].tolist() == list(range(1, expected_trials + 1))
     state_dir = result.out_dir / "search"
     for _, row in trials.iterrows():
-        saved = yaml.safe_load((state_dir / f"trial_{row['trial']}" / "trial.json").read_text())
+        saved = yaml.safe_load((state_dir / f"trial_{row['trial_id']}" / "trial.json").read_text())
+        assert saved["trial_id"] == row["trial_id"] and row["trial"] == int(row["trial_id"]) + 1
         assert saved["status"] == "COMPLETED"
         assert row["val_loss"] == pytest.approx(saved["score"])
         folds = [row[c] for c in trials.columns if c.startswith("fold_")]
@@ -185,7 +188,7 @@ def _assert_table_agrees_with_oracle(result, expected_trials):
         assert row["val_loss"] == pytest.approx(np.mean(folds))
         assert row["val_loss_std"] == pytest.approx(np.std(folds))
     best = trials.loc[trials["val_loss"].idxmin()]
-    assert best["trial"] == result.best_trial
+    assert best["trial"] == result.best_trial and best["trial_id"] == result.best_trial_id
     assert result.best_score == pytest.approx(best["val_loss"])
 
 
@@ -265,7 +268,8 @@ def test_failing_trial_is_reported_and_the_search_goes_on(frame, tmp_path, capsy
     )
     assert trials.loc[1, "status"] == "COMPLETED"
     assert result.best_config.data.horizon == 1
-    assert "failed: DataError" in capsys.readouterr().err
+    # the message counts trials as Keras Tuner's "Trial #N" does, like the table
+    assert f"Trial {trials.loc[500, 'trial']} failed: DataError" in capsys.readouterr().err
 
 
 def test_all_trials_failing_is_an_error_not_a_silent_none(frame, tmp_path):
@@ -302,13 +306,13 @@ def test_resume_after_an_interrupted_search_keeps_finished_trials(frame, tmp_pat
     monkeypatch.setattr(tuning.tuner, "cross_validate", counted)
     result = tuning.tune(config, frame, out_dir=tmp_path, verbose=0)
     assert len(calls) == 1  # only the interrupted trial runs again
-    trials = result.trials.set_index("trial")
-    assert list(trials.index) == ["0", "1"]
+    trials = result.trials.set_index("trial_id")
+    assert list(trials.index) == ["0", "1"] and trials["trial"].tolist() == [1, 2]
     assert trials.loc["0", "val_loss"] == pytest.approx(first_score["score"])
 
     calls.clear()
     fresh = tuning.tune(_config(max_trials=1), frame, out_dir=tmp_path, overwrite=True, verbose=0)
-    assert len(calls) == 1 and list(fresh.trials["trial"]) == ["0"]  # overwrite starts afresh
+    assert len(calls) == 1 and list(fresh.trials["trial_id"]) == ["0"]  # overwrite starts afresh
 
 
 # about 40 s; seeded determinism is also checked for training (test_training) and workers
@@ -320,6 +324,45 @@ def test_two_seeded_searches_agree(random_search, frame, tmp_path):
     again = tuning.tune(_config(max_trials=2), frame, out_dir=tmp_path, verbose=0)
     columns = ["trial", "data.lookback", "model.units", "fold_1_val_loss", "fold_2_val_loss"]
     pd.testing.assert_frame_equal(again.trials[columns], random_search.trials[columns].head(2))
+
+
+def test_trial_numbers_are_the_ones_keras_tuner_prints(tmp_path, capsys):
+    # 11 trials: Keras Tuner pads the ids to the width of max_trials ("00" ... "10")
+    space = {"training.learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log"}}
+    config = _config(search_space=space, max_trials=11)
+    tuner = CVTuner(make_oracle(config), SearchSpace.from_config(config), directory=tmp_path)
+    oracle = tuner.oracle
+    losses = [5.0, 4.0, 6.0, 3.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 2.0]
+    for loss in losses:  # what `search` does around each `run_trial`, without the fits
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(trial.trial_id, {"val_loss": loss})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    printed = capsys.readouterr().out
+    shown = [int(n) for n in re.findall(r"Search: Running Trial #(\d+)", printed)]
+    trials = tuning.tuner.trials_frame(oracle, tuner.space, Path(tuner.project_dir))
+    assert shown == list(range(1, 12))
+    assert trials["trial"].tolist() == shown
+    assert trials["val_loss"].tolist() == losses
+    assert trials["trial_id"].tolist()[:2] == ["00", "01"]
+    assert all((tmp_path / "search" / f"trial_{i}").is_dir() for i in trials["trial_id"])
+    best = [line for line in summary_table(trials, 11).splitlines() if line.startswith("*")]
+    assert len(best) == 1 and best[0].split()[1] == "11"
+    figure = objective_figure(trials)
+    points = figure.axes[0].lines[0]
+    assert points.get_xdata().tolist() == shown
+
+
+def test_objective_plot_has_whole_trial_ticks():
+    # three trials: matplotlib's default ticks would be 1.0, 1.25, 1.5, ...
+    trials = pd.DataFrame(
+        {"trial": [1, 2, 3], "status": ["COMPLETED"] * 3, "val_loss": [0.5, 0.3, 0.4]}
+    )
+    axes = objective_figure(trials).axes[0]
+    low, high = axes.get_xlim()
+    ticks = [t for t in axes.get_xticks() if low <= t <= high]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+    assert axes.lines[0].get_xdata().tolist() == [1, 2, 3]
 
 
 # --- command line and distribution ----------------------------------------------------------
@@ -342,7 +385,7 @@ def test_cli_tune_refits_the_best_config(tmp_path, capsys):
     out = tmp_path / "tune"
     assert main(["tune", str(path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Best trial 0" in printed and "test" in printed
+    assert "Best trial #1 (search/trial_0)" in printed and "test" in printed
     assert (out / "best" / "bundle").is_dir()
     assert "test" in yaml.safe_load((out / "best" / "metrics.json").read_text())
     assert load_config(out / "best_config.yaml").data.path == str(tmp_path / "series.csv")
@@ -385,10 +428,37 @@ def test_chief_and_two_workers_complete_every_trial_once(tmp_path):
         for process in [chief, *workers]:
             if process.poll() is None:
                 process.kill()
-    trials = pd.read_csv(out / "trials.csv", dtype={"trial": str})
-    assert sorted(trials["trial"]) == ["0", "1", "2", "3"]
+    trials = pd.read_csv(out / "trials.csv", dtype={"trial_id": str})
+    assert sorted(trials["trial_id"]) == ["0", "1", "2", "3"]
+    assert sorted(trials["trial"]) == [1, 2, 3, 4]
     assert set(trials["status"]) == {"COMPLETED"}
     oracle = yaml.safe_load((out / "search" / "oracle.json").read_text())
     assert sorted(oracle["end_order"]) == ["0", "1", "2", "3"]
     assert set(oracle["run_times"].values()) == {1}  # each trial ran exactly once
     assert (out / "best_config.yaml").is_file()
+
+
+def test_a_worker_killed_mid_trial_marks_that_trial_and_the_search_finishes(
+    frame, tmp_path, monkeypatch
+):
+    from keras_lstm.training import workers
+
+    real_command, calls = workers._command, []
+
+    def kill_the_second_worker(folder):
+        calls.append(folder)
+        if len(calls) == 2:  # as the OOM killer would: SIGKILL, no answer written
+            return [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+        return real_command(folder)
+
+    monkeypatch.setattr(workers, "_command", kill_the_second_worker)
+    config = _config(fold_workers="always", search_space={"model.units": [[4], [5], [6]]})
+    result = tuning.tune(config, frame, out_dir=tmp_path, verbose=0)
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 3 and len(calls) == 3  # each trial's folds in one worker
+    assert trials["status"].tolist().count("COMPLETED") == 2
+    killed = trials[trials["status"] == "FAILED"]
+    assert len(killed) == 1
+    assert re.search(r"WorkerError.*exited with code -9", killed["error"].iloc[0])
+    completed = trials.loc[trials["status"] == "COMPLETED", "trial"].astype(str)
+    assert str(result.best_trial) in set(completed)

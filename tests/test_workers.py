@@ -54,13 +54,13 @@ def test_workers_give_the_in_process_results_and_keep_nothing_here(
     expected = cross_validate(here, frame, verbose=0)
     monkeypatch.setattr(workers, "FOLDS_PER_WORKER", 2)
     started = []
-    real_run = subprocess.run
+    real_run = workers._run_process
 
-    def counting_run(command, **kwargs):
+    def counting_run(command):
         started.append(command)
-        return real_run(command, **kwargs)
+        return real_run(command)
 
-    monkeypatch.setattr(workers.subprocess, "run", counting_run)
+    monkeypatch.setattr(workers, "_run_process", counting_run)
     before = _functions()
     got = cross_validate(away, frame, verbose=0, out_dir=tmp_path / "run")
     assert _functions() - before == set()  # no model was traced in this process
@@ -215,15 +215,15 @@ def test_parallel_fold_jobs_run_at_once_and_give_the_same_results(private_tmp, m
     here = load_config(TINY)
     expected = cross_validate(here, frame, verbose=0)
     spans = []
-    real_run = subprocess.run
+    real_run = workers._run_process
 
-    def timed_run(command, **kwargs):
+    def timed_run(command):
         start = time.monotonic()
-        answer = real_run(command, **kwargs)
+        answer = real_run(command)
         spans.append((start, time.monotonic()))
         return answer
 
-    monkeypatch.setattr(workers.subprocess, "run", timed_run)
+    monkeypatch.setattr(workers, "_run_process", timed_run)
     got = cross_validate(here.replace(**{"training.fold_jobs": 2}), frame, verbose=0)
     assert len(spans) == 2
     (a_start, a_end), (b_start, b_end) = spans
@@ -264,3 +264,32 @@ def test_share_out_balances_the_folds_and_keeps_each_once():
         # longest-processing-time first: the heavier worker carries at most the lighter
         # one's work plus one fold
         assert max(loads) - min(loads) <= max(weights) or len(groups) == 1
+
+
+def test_stop_workers_ends_running_workers_at_once(monkeypatch, private_tmp):
+    # what the CLI does on SIGTERM: no worker fits on after its parent stops
+    import threading
+    import time
+
+    prepared = prepare(load_config(TINY), _frame())
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    monkeypatch.setattr(workers, "_command", lambda folder: sleeper)
+    raised = []
+
+    def fit():
+        try:
+            workers.fit_folds_in_workers(fit_fold, FoldResult, prepared, [0, 1], verbose=0)
+        except WorkerError as err:
+            raised.append(err)
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not workers._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    assert workers.stop_workers() == 1
+    thread.join(timeout=30)
+    assert not thread.is_alive() and time.monotonic() - started < 30
+    assert raised and "exited with code -15" in str(raised[0])
+    assert workers._running == set()

@@ -6,14 +6,14 @@ import dataclasses
 import functools
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keras_lstm.errors import ExportError
+from keras_lstm.errors import ExportError, OutputError
+from keras_lstm.files import output_error, temporary_file
 from tflite_export import runtime
 from tflite_export.c_array import micro_support
 from tflite_export.convert import (
@@ -216,13 +216,6 @@ def _keras_outputs(model, windows: np.ndarray):
     one = windows[:1]
     latency = runtime.latency_ms(lambda: np.asarray(model.predict_on_batch(one)))
     return outputs, latency
-
-
-def _atomic_write(path: Path, content: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(content)
-    return Path(tmp)
 
 
 def export(
@@ -489,25 +482,38 @@ def _check_max_error(max_error) -> None:
 
 def _commit(out_path: str | os.PathLike, content: bytes, report: dict) -> None:
     """Write the `.tflite` file and its JSON report, each to a temporary name in the target
-    folder first, then renamed into place; on failure no temporary file is left."""
+    folder first, then renamed into place; on failure no temporary file is left, and files
+    that were there before are unchanged (an `OSError`, such as a full disk, is `OutputError`)."""
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(out_path, err) from err
     json_path = report_path(out_path)
     # the digest covers the report as it will be read back (JSON round trip)
     body = json.loads(json.dumps({"file": out_path.name, **report}, default=_json_default))
     body[runtime.DIGEST_KEY] = runtime.report_digest(content, body)
     text = json.dumps(body, indent=2)
-    model_tmp = _atomic_write(out_path, content)
+    model_tmp = temporary_file(out_path, content)
     report_tmp = None
     try:
-        report_tmp = _atomic_write(json_path, text.encode("utf-8"))
+        report_tmp = temporary_file(json_path, text.encode("utf-8"))
         os.replace(model_tmp, out_path)
         os.replace(report_tmp, json_path)
+    except OSError as err:
+        _remove(model_tmp, report_tmp)
+        if isinstance(err, OutputError):
+            raise
+        raise output_error(out_path, err) from err
     except BaseException:
-        for tmp in (model_tmp, report_tmp):
-            if tmp is not None and tmp.exists():
-                tmp.unlink()
+        _remove(model_tmp, report_tmp)
         raise
+
+
+def _remove(*paths) -> None:
+    for tmp in paths:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def _json_default(value):

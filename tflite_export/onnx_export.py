@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_lstm.errors import ExportError
-from keras_lstm.files import atomic_write_text
+from keras_lstm.files import atomic_write_text, temporary_file
 from tflite_export import runtime
 from tflite_export.exporter import VALIDATION_WINDOWS, _keras_outputs, _parts
 from tflite_export.runtime import report_path
@@ -143,9 +143,7 @@ def export_onnx(
             f"max_error={max_error:g} (max abs error {report['max_abs_error']:.4g}); no file "
             "was written."
         )
-    fd, tmp_model = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(content)
+    tmp_model = temporary_file(out_path, content)
     try:
         text = json.dumps({"file": out_path.name, **report}, indent=2)
         atomic_write_text(report_path(out_path), text)

@@ -23,6 +23,10 @@ class LitePredictor:
     `predict` needs. Each complete window of the rows runs alone, with the interpreter's state
     (the fused LSTM's variable tensors) reset before it.
 
+    `predict(source)` takes what `Bundle.predict` takes and returns the frame it returns (same
+    index, columns and units), so code written for one runs with the other; `predict_array`
+    gives the same forecasts as an array, `predict_scaled` the raw outputs of scaled windows.
+
     Args:
         path: the `.tflite` file; its report is read from `path + ".json"`.
         threads: LiteRT interpreter threads.
@@ -32,7 +36,11 @@ class LitePredictor:
 
     Example:
         >>> predictor = LitePredictor("model.tflite")  # doctest: +SKIP
-        >>> predictor.predict(frame[predictor.feature_names]).shape  # doctest: +SKIP
+        >>> lite = predictor.predict("new_rows.csv")  # doctest: +SKIP
+        >>> keras = Bundle.load("run").predict("new_rows.csv")  # doctest: +SKIP
+        >>> lite.index.equals(keras.index), lite.columns.equals(keras.columns)  # doctest: +SKIP
+        (True, True)
+        >>> predictor.predict_array("new_rows.csv").shape  # doctest: +SKIP
         (977, 1, 1)
     """
 
@@ -108,16 +116,50 @@ class LitePredictor:
         dtype = np.int32 if self.pre.kind == "text" else np.float32
         return runtime.run_windows(self.interpreter, np.asarray(windows, dtype))
 
-    def predict(self, rows, series=None) -> np.ndarray:
-        """Predict for every sample of raw rows, in real units (as `Bundle.predict`, as an array).
+    def predict(self, source) -> pd.DataFrame:
+        """Predict for every sample of `source`, in real units: the DataFrame `Bundle.predict`
+        returns for the same input, through the same preprocessing object
+        (`keras_lstm.data.preprocessing`), with the `.tflite` file as the model.
+
+        Args:
+            source: what `Bundle.predict` takes: a DataFrame (or CSV path) with the training
+                feature columns (the time column and target columns may be present too); many
+                series: with the series id column; for whole sequences also an array
+                `(n, time, features)` or a list of `(time, features)` arrays (padded or cut to
+                the exported length); for texts a list of strings.
+
+        Returns:
+            The frame of `Bundle.predict`: windows of a series, one row per complete window,
+            indexed by the time of the first predicted step; many series: the series id as
+            first column; sequences and texts: one row per sample. Regression columns: each
+            target (horizon 1), or `TARGET@t+K` for step K, with `_lower`/`_upper` columns when
+            the report has intervals. A classification has `label` and a `p(CLASS)` column per
+            class. The arrays: `predict_array`.
+
+        Raises:
+            DataError: a feature column is missing, an unknown column is present, or there are
+                too few rows.
+
+        Example:
+            >>> LitePredictor("model.tflite").predict("new_rows.csv").tail(1)  # doctest: +SKIP
+        """
+        return self.pre.predict(source, self.predict_scaled, fixed_length=True)
+
+    # the name of `predict` before it returned a frame (`keras-lstm predict` calls it)
+    predict_frame = predict
+
+    def predict_array(self, rows, series=None) -> np.ndarray:
+        """The forecasts of `predict` as an array, in real units (what `predict` itself
+        returned before it gave `Bundle.predict`'s frame).
 
         Args:
             rows: a DataFrame (or CSV path) holding the feature columns, or an array
                 `(rows, features)` in the training feature order; whole sequences as a long
                 table or a list of `(time, features)` arrays (padded or cut to the exported
-                length); texts as a list of strings.
+                length); texts as a list of strings. Many series: the rows of one series.
             series: the series id of `rows`, required when the model was trained with
-                `data.scale_per_series` (each series has its own scalers in the report).
+                `data.scale_per_series` and `rows` has no series id column (each series has
+                its own scalers in the report).
 
         Returns:
             Regression: `(samples, horizon, targets)` in the targets' units. Classification: the
@@ -125,13 +167,17 @@ class LitePredictor:
 
         Raises:
             DataError: a feature column is missing, or there are fewer rows than `lookback`.
+
+        Example:
+            >>> LitePredictor("model.tflite").predict_array(frame).shape  # doctest: +SKIP
+            (977, 1, 1)
         """
         if self.pre.kind == "panel":  # many series: the rows of one, with its own scalers
             return self.pre.values(rows, self.predict_scaled, fixed_length=True, series=series)
         return self.pre.values(rows, self.predict_scaled, fixed_length=True)
 
     def predict_intervals(self, rows, series=None) -> tuple[np.ndarray, dict]:
-        """The forecasts of `predict` and their prediction intervals, from the calibrated
+        """The forecasts of `predict_array` and their prediction intervals, from the calibrated
         offsets in the report (`training.interval`; empty when the model has none).
 
         Returns:
@@ -162,8 +208,8 @@ class LitePredictor:
         """Feed one time step of raw features to a streaming model; the prediction after it.
 
         The LSTM state carries over from the steps before (since `reset()`), so after the
-        last step of a window (or of a whole sequence) the output is what `predict` gives for
-        that window.
+        last step of a window (or of a whole sequence) the output is what `predict_array` gives
+        for that window.
 
         Args:
             row: one step's raw feature values: a mapping or Series by feature name, or a
@@ -223,15 +269,6 @@ class LitePredictor:
 
     def predict_labels(self, rows) -> list:
         """Classification: the most probable class of every window (from the report's classes)."""
-        probabilities = self.predict(rows)
+        probabilities = self.predict_array(rows)
         classes = self.pre.classes or list(range(probabilities.shape[1]))
         return [classes[i] for i in probabilities.argmax(axis=1)]
-
-    def predict_frame(self, source) -> pd.DataFrame:
-        """Predictions as the DataFrame `Bundle.predict` returns, from the same input, through
-        the same preprocessing object (`keras_lstm.data.preprocessing`).
-
-        Example:
-            >>> LitePredictor("model.tflite").predict_frame("new_rows.csv")  # doctest: +SKIP
-        """
-        return self.pre.predict(source, self.predict_scaled, fixed_length=True)

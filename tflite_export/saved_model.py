@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from keras_lstm.errors import ExportError
+from keras_lstm.errors import ExportError, OutputError
+from keras_lstm.files import atomic_folder
 
 
 def export_saved_model(bundle_or_model, out_dir: str | os.PathLike) -> Path:
@@ -35,22 +34,19 @@ def export_saved_model(bundle_or_model, out_dir: str | os.PathLike) -> Path:
             f"{type(bundle_or_model).__name__}."
         )
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     shape = [None, *model.input_shape[1:]]
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(
-            "serving_default",
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec(shape, tf.float32, name="window")],
-        )
-        archive.write_out(str(tmp), verbose=False)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        with atomic_folder(out_dir) as tmp:
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint(
+                "serving_default",
+                lambda x: model(x, training=False),
+                input_signature=[tf.TensorSpec(shape, tf.float32, name="window")],
+            )
+            archive.write_out(str(tmp), verbose=False)
+    except OutputError:
+        raise
     except Exception as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise ExportError(f"SavedModel export failed: {err}") from err
     return out_dir

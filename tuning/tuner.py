@@ -151,7 +151,8 @@ class CVTuner(kt.engine.base_tuner.BaseTuner):
                 )
         except Exception as err:
             message = f"{type(err).__name__}: {' '.join(str(err).split())}"
-            print(f"Trial {trial.trial_id} failed: {message}", file=sys.stderr, flush=True)
+            number = trial_number(trial.trial_id)
+            print(f"Trial {number} failed: {message}", file=sys.stderr, flush=True)
             # Keras Tuner's gRPC messages do not carry a trial's error from a worker to the
             # chief; a file in the shared trial folder does.
             atomic_write_text(Path(self.get_trial_dir(trial.trial_id)) / ERROR_FILE, message)
@@ -169,6 +170,20 @@ class CVTuner(kt.engine.base_tuner.BaseTuner):
 
 
 # --- results ------------------------------------------------------------------------------------
+
+
+def trial_number(trial_id: str) -> int:
+    """The number Keras Tuner prints for a trial (`Search: Running Trial #N`, `Trial N Complete`).
+
+    Keras Tuner's oracle names a new trial by the count of trials before it, zero-padded
+    (`"0"`, `"01"`, ...; its folder is `trial_<id>`), then prints the count including it: trial
+    `"0"` is `Trial #1`. Our table, plot and messages use this number, so they match its output.
+
+    Example:
+        >>> trial_number("0"), trial_number("07")
+        (1, 8)
+    """
+    return int(trial_id) + 1
 
 
 def _error_line(message: str | None) -> str:
@@ -197,12 +212,18 @@ def _trial_error(trial, project_dir: Path | None) -> str:
 
 
 def trials_frame(oracle, space: SearchSpace, project_dir: Path | None = None) -> pd.DataFrame:
-    """One row per trial: id, status, hyperparameters, fold losses, mean, std, seconds, error."""
+    """One row per trial, in trial order: number, id, status, hyperparameters, fold losses,
+    mean, std, seconds, error.
+
+    `trial` is the number Keras Tuner prints (`Trial #1` is the first; `trial_number`);
+    `trial_id` is Keras Tuner's zero-based id, which names the trial's folder
+    `search/trial_<trial_id>` (read it back as text: ids may be zero-padded, `"01"`).
+    """
     rows = []
-    for trial_id in sorted(oracle.trials):
+    for trial_id in sorted(oracle.trials, key=trial_number):
         trial = oracle.trials[trial_id]
         values = trial.hyperparameters.values
-        row = {"trial": trial_id, "status": str(trial.status)}
+        row = {"trial": trial_number(trial_id), "trial_id": trial_id, "status": str(trial.status)}
         for dimension in space.dimensions:
             value = values.get(dimension.key)
             row[dimension.key] = value if value is None else dimension.decode(value)
@@ -232,33 +253,53 @@ def trials_frame(oracle, space: SearchSpace, project_dir: Path | None = None) ->
 _TAIL = ("val_loss", "val_loss_std", "seconds", "error")
 
 
-def plot_objective(trials: pd.DataFrame, path: Path) -> Path:
-    """Each completed trial's objective and the best so far, in trial order."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4))
+    return plt
+
+
+def objective_figure(trials: pd.DataFrame):
+    """Each completed trial's objective and the best so far against the trial number (as Keras
+    Tuner counts, `trial_number`), on whole-number ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = _pyplot().subplots(figsize=(7, 4))
     done = trials[trials["status"] == "COMPLETED"] if not trials.empty else trials
     if not done.empty:
-        order = np.arange(len(trials))[trials["status"].to_numpy() == "COMPLETED"] + 1
+        numbers = done["trial"].to_numpy(dtype=int)
         losses = done["val_loss"].to_numpy(dtype=float)
-        axes.plot(order, losses, "o", label="trial")
-        axes.step(order, np.minimum.accumulate(losses), where="post", label="best so far")
+        axes.plot(numbers, losses, "o", label="trial")
+        axes.step(numbers, np.minimum.accumulate(losses), where="post", label="best so far")
         axes.legend()
-    axes.set_xlabel("trial")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("trial (Keras Tuner's Trial #)")
     axes.set_ylabel("mean CV validation loss")
     axes.set_title("Tuning objective")
+    return figure
+
+
+def plot_objective(trials: pd.DataFrame, path: Path) -> Path:
+    """Write `objective_figure(trials)` to `path` as a PNG; return `path`."""
+    figure = objective_figure(trials)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _pyplot().close(figure)
     return path
 
 
-def summary_table(trials: pd.DataFrame, best_trial: str | None, limit: int = 10) -> str:
-    """A plain-text table of the best `limit` trials (then failed ones), best marked with *."""
+def summary_table(trials: pd.DataFrame, best_trial: int | None, limit: int = 10) -> str:
+    """A plain-text table of the best `limit` trials (then failed ones), best marked with *.
+
+    Args:
+        trials: the trials table (`trials_frame`).
+        best_trial: the best trial's number (the table's `trial`, as Keras Tuner counts).
+        limit: the most completed trials shown.
+    """
     if trials.empty:
         return "(no trials)"
     ordered = pd.concat(
@@ -267,7 +308,8 @@ def summary_table(trials: pd.DataFrame, best_trial: str | None, limit: int = 10)
             trials[trials["status"] != "COMPLETED"],
         ]
     )
-    columns = [c for c in ordered.columns if not c.startswith("fold_") and c != "seconds"]
+    hidden = {"seconds", "trial_id"}
+    columns = [c for c in ordered.columns if not c.startswith("fold_") and c not in hidden]
 
     def cell(value) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -292,7 +334,8 @@ class TuneResult:
 
     Attributes:
         best_config: the full config of the best trial (also written to `best_config.yaml`).
-        best_trial: the best trial's id.
+        best_trial: the best trial's number, as Keras Tuner prints it (`Trial #1` is 1).
+        best_trial_id: its Keras Tuner id (zero-based; its folder is `search/trial_<id>`).
         best_score: its mean CV validation loss.
         trials: the trials table (also written to `trials.csv`).
         bundle: the refitted best config's `Bundle`, or None when `tuning.refit` is false.
@@ -300,7 +343,8 @@ class TuneResult:
     """
 
     best_config: Config
-    best_trial: str
+    best_trial: int
+    best_trial_id: str
     best_score: float
     trials: pd.DataFrame
     bundle: object = None
@@ -384,15 +428,18 @@ def tune(config, data=None, *, out_dir, overwrite=False, verbose=1) -> TuneResul
     best_trial = best[0]
     best_config = space.config_for(best_trial.hyperparameters)
     best_config.save(out_dir / "best_config.yaml")
-    _say(verbose, "\n" + summary_table(trials, best_trial.trial_id))
+    number = trial_number(best_trial.trial_id)
+    _say(verbose, "\n" + summary_table(trials, number))
     _say(
         verbose,
-        f"\nBest trial {best_trial.trial_id}: mean CV validation loss {best_trial.score:.6g}\n"
+        f"\nBest trial #{number} ({PROJECT}/trial_{best_trial.trial_id}): mean CV validation "
+        f"loss {best_trial.score:.6g}\n"
         f"Trials: {out_dir / 'trials.csv'}\nBest config: {out_dir / 'best_config.yaml'}",
     )
     result = TuneResult(
         best_config=best_config,
-        best_trial=best_trial.trial_id,
+        best_trial=number,
+        best_trial_id=best_trial.trial_id,
         best_score=float(best_trial.score),
         trials=trials,
         out_dir=out_dir,

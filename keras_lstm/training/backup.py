@@ -26,17 +26,16 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_lstm.files import atomic_write_text, file_sha256
+from keras_lstm.files import atomic_write_bytes, atomic_write_text, file_sha256
 
 STATE_FILE = "state.json"
 FORMAT = 1
@@ -164,15 +163,9 @@ def write_state(backup_dir: Path, epoch: int, arrays: dict, meta: dict) -> None:
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
     name = f"state-{epoch:05d}.npz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=backup_dir)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, backup_dir / name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(backup_dir / name, buffer.getvalue())
     meta = {**meta, "arrays": name, "sha256": _digest(backup_dir / name)}
     atomic_write_text(backup_dir / STATE_FILE, json.dumps(meta))
     for old in backup_dir.glob("state-*.npz"):

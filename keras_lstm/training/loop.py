@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,13 +20,14 @@ from keras_lstm.data import intervals
 from keras_lstm.data.preprocessing import Preprocessing
 from keras_lstm.data.splits import Fold
 from keras_lstm.data.windows import window_spread_weights
-from keras_lstm.errors import ConfigError
+from keras_lstm.errors import ConfigError, TrainingError
 from keras_lstm.factory import build_model
-from keras_lstm.files import atomic_write_text
+from keras_lstm.files import atomic_write_text, folder_lock
 from keras_lstm.metrics import (
     baseline_comparison,
     classification_metrics,
     hard_label_metrics,
+    metric_notes,
     naive_forecast,
     nearest_neighbour_labels,
     regression_metrics,
@@ -125,7 +127,7 @@ def _callbacks(
         early_stopping = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=budget.patience, restore_best_weights=True
         )
-    callbacks = [_StopOnNaN(), plateau] + ([early_stopping] if early_stopping else [])
+    callbacks = [_StopOnNaN(_fit_name(tag)), plateau] + ([early_stopping] if early_stopping else [])
     if out_dir and training.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs" / tag)))
     if out_dir and training.csv_log:
@@ -147,18 +149,47 @@ def _callbacks(
 
 
 class _StopOnNaN(keras.callbacks.Callback):
-    """Stops training when the epoch's loss is NaN or infinite.
+    """Raises `TrainingError` at the end of an epoch whose loss is NaN or infinite, naming the
+    fit (`fold 2`, `the refit`) and the epoch, before a checkpoint of that epoch is written.
 
     Keras' `TerminateOnNaN` reads the loss after every batch, which makes Keras wait for each
     step to finish and copy its logs to Python; at the epoch's end the loop keeps dispatching
     steps ahead (JAX runs them asynchronously). A diverged epoch is at most one epoch late.
+    A diverged fit is an error, not a stop: its weights are not worth a bundle.
+
+    Example:
+        >>> model.fit(x, y, callbacks=[_StopOnNaN("fold 1")])  # doctest: +SKIP
+        keras_lstm.errors.TrainingError: fold 1 diverged at epoch 3: ...
     """
+
+    def __init__(self, name: str = "the fit"):
+        super().__init__()
+        self.name = name
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
-            print(f"Epoch {epoch + 1}: invalid loss, terminating training", flush=True)
             self.model.stop_training = True
+            raise TrainingError(
+                f"Training diverged: the loss of {self.name} is {float(loss)} at epoch "
+                f"{epoch + 1}. Lower training.learning_rate (now "
+                f"{_learning_rate(self.model):.3g}) or check the data for extreme values "
+                "(a scaler such as data.scaler: standard or robust tames a wide range)."
+            )
+
+
+def _learning_rate(model) -> float:
+    try:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except Exception:  # an optimizer without a plain rate
+        return float("nan")
+
+
+def _fit_name(tag: str) -> str:
+    """`fold-1` -> `fold 2` (as the progress lines count), `refit` -> `the refit`."""
+    if tag.startswith("fold-"):
+        return f"fold {int(tag.split('-', 1)[1]) + 1}"
+    return f"the {tag}"
 
 
 def _target_fn(prepared: Prepared):
@@ -458,6 +489,12 @@ def cross_validate(
     if prepared.config != config:
         prepared = dataclasses.replace(prepared, config=config)
     out_dir = Path(out_dir) if out_dir else None
+    with _run_folder(out_dir):
+        return _cross_validate(prepared, out_dir, verbose)
+
+
+def _cross_validate(prepared: Prepared, out_dir: Path | None, verbose) -> CVResult:
+    config = prepared.config
     backup_dir = _backup_dir(config, out_dir)
     fingerprint = _fingerprint(config)
     count = len(prepared.plan.folds)
@@ -621,6 +658,16 @@ def fit(
     """
     config = load_config(config)
     prepared = prepared or prepare(config, data)
+    with _run_folder(out_dir):
+        return _fit(config, prepared, out_dir, verbose, cv)
+
+
+def _run_folder(out_dir):
+    """The run folder's lock (`keras_lstm.files.folder_lock`): one run writes into it at once."""
+    return folder_lock(out_dir) if out_dir else contextlib.nullcontext()
+
+
+def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | None):
     cv = cv or cross_validate(config, out_dir=out_dir, verbose=verbose, prepared=prepared)
     keras.backend.clear_session()
     seed_everything(config.seed)
@@ -667,6 +714,13 @@ def fit(
             "scaler": prepared.scaler,
         },
     }
+    if config.task == "regression":
+        metrics["notes"] = metric_notes(
+            [f.metrics for f in cv.folds],
+            scored["metrics"],
+            config.data.season,
+            [prepared.plan.folds[f.index].train_rows for f in cv.folds],
+        )
     preprocessing = preprocessing_dict(prepared, fold_data)
     test_bounds = None
     if config.training.interval is not None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 from keras_lstm.config import Config
 from keras_lstm.errors import ConfigError
+from keras_lstm.startup import import_tensorflow_quietly, tensorflow_installed
 
 MULTI_WORKER_UNSUPPORTED = (
     "`training.strategy: multi_worker` is not supported: Keras 3's model.fit under "
@@ -32,6 +34,9 @@ def seed_everything(seed: int | None) -> None:
     """
     if seed is None:
         return
+    if "tensorflow" not in sys.modules and tensorflow_installed():
+        # Keras seeds TensorFlow too on every backend, importing it: without its notices
+        import_tensorflow_quietly()
     import keras
 
     keras.utils.set_random_seed(seed)

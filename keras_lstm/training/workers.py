@@ -174,7 +174,7 @@ def _run_worker(runner, result_type, prepared, indices, out_dir, verbose) -> lis
         }
         with open(Path(folder, TASK_FILE), "wb") as handle:
             pickle.dump(task, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        code = subprocess.run(_command(folder), env=_worker_env(), check=False).returncode
+        code = _run_process(_command(folder))
         answer_path = Path(folder, RESULT_FILE)
         if not answer_path.is_file():
             raise WorkerError(
@@ -187,6 +187,37 @@ def _run_worker(runner, result_type, prepared, indices, out_dir, verbose) -> lis
     if "error" in answer:
         raise _error_from(answer["error"])
     return [result_type(**result) for result in answer["results"]]
+
+
+_running: set[subprocess.Popen] = set()
+_running_guard = threading.Lock()
+
+
+def _run_process(command: list[str]) -> int:
+    """Run a worker to its end; its exit code. Tracked so `stop_workers` can end it."""
+    with _running_guard:
+        process = subprocess.Popen(command, env=_worker_env())
+        _running.add(process)
+    try:
+        return process.wait()
+    except BaseException:  # an interrupt here: the worker must not outlive the fit
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        with _running_guard:
+            _running.discard(process)
+
+
+def stop_workers() -> int:
+    """Terminate every fold worker this process is running (on SIGTERM, before it exits): each
+    leaves its last checkpoint, written atomically, for the resumed run. Returns how many."""
+    with _running_guard:
+        running = list(_running)
+    for process in running:
+        if process.poll() is None:
+            process.terminate()
+    return len(running)
 
 
 def _error_from(error: dict) -> Exception:
