@@ -162,9 +162,10 @@ def child(name: str, seed: int, overrides: dict, out: Path) -> None:
     loop.evaluate = clock.timed("scoring", loop.evaluate)
     callbacks = loop._callbacks
 
-    def profiled_callbacks(config, budget, validation, tag, out_dir):
+    def profiled_callbacks(config, budget, validation, tag, out_dir, *rest):
         first, last = _profilers(clock, tag)
-        return [first, *callbacks(config, budget, validation, tag, out_dir), last]
+        made, backup = callbacks(config, budget, validation, tag, out_dir, *rest)
+        return [first, *made, last], backup
 
     loop._callbacks = profiled_callbacks
     with tempfile.TemporaryDirectory() as folder:
@@ -175,7 +176,7 @@ def child(name: str, seed: int, overrides: dict, out: Path) -> None:
         with open(os.devnull, "w") as quiet:
             stdout, sys.stdout = sys.stdout, quiet
             try:
-                run_train(argparse.Namespace(config=str(config_path), out=str(run)))
+                run_train(argparse.Namespace(config=str(config_path), out=str(run), epochs=None))
             finally:
                 sys.stdout = stdout
         metrics = json.loads((run / "metrics.json").read_text())
