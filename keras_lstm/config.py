@@ -164,8 +164,10 @@ class DataConfig:
             the model, each whole sequence standardized per channel by its own valid steps,
             with each channel's log spread and signed log level kept as extra channels
             (whole sequences only); `standard`, `minmax`, `robust` or `none`, fitted on
-            training rows only; `auto`: `window` for forecasting series, `sequence` for whole
-            sequences, `standard` for classification of a series and text (chosen by
+            training rows only; `auto`: `window` for forecasting series; for whole sequences
+            `sequence` or `standard`, chosen by the cross-validation where the training
+            sequences differ in level or spread per channel (`sequence` where they are alike);
+            `standard` for classification of a series and text (chosen by
             `benchmarks/accuracy.py`).
         test_size: fraction (0-1) or row count of the held-out tail.
         test_path: a separate CSV holding the test data instead of the tail.

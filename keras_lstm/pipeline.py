@@ -1,7 +1,8 @@
 """The main job as one call: fit a config, save its run folder, and summarise the result.
 
 The CLI (`keras-lstm train`, `quickstart`) and tuning's refit all go through here, so a run
-folder always has the same layout: `bundle/`, `metrics.json`, `backup/`.
+folder always has the same layout: `bundle/`, `metrics.json`, `backup/` (and
+`scaler-NAME/backup/` for each scaler a whole-sequence `data.scaler: auto` cross-validated).
 
 Example:
     >>> from keras_lstm.pipeline import summary_table, train_and_save
@@ -53,7 +54,35 @@ def summary_table(metrics: dict, task: str) -> str:
         "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     )
     notes = "".join(f"Note: {note}\n" for note in metrics.get("notes", []))
-    return table + "\n" + notes + interval_lines(metrics) + verdict_line(metrics)
+    return (
+        table
+        + "\n"
+        + notes
+        + scaler_line(metrics)
+        + interval_lines(metrics)
+        + verdict_line(metrics)
+    )
+
+
+def scaler_line(metrics: dict) -> str:
+    """The scaler `data.scaler: auto` chose by cross-validation and each candidate's CV
+    score (empty where nothing was chosen between).
+
+    Example:
+        >>> choice = {"chosen": "standard", "cv": {"sequence": {"accuracy": 0.8},
+        ...     "standard": {"accuracy": 0.97}}}
+        >>> line = scaler_line({"training": {"scaler_choice": choice}})
+        >>> line.startswith("Scaler: standard, chosen by the cross-validation (sequence: accuracy")
+        True
+    """
+    choice = (metrics.get("training") or {}).get("scaler_choice")
+    if not choice or len(choice["cv"]) < 2:
+        return ""
+    scores = "; ".join(
+        f"{name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in score.items())
+        for name, score in choice["cv"].items()
+    )
+    return f"Scaler: {choice['chosen']}, chosen by the cross-validation ({scores})\n"
 
 
 def interval_lines(metrics: dict) -> str:

@@ -15,6 +15,7 @@ from keras_lstm.data.splits import plan_sample_splits
 from keras_lstm.errors import ConfigError, DataError
 from keras_lstm.factory import build_model
 from keras_lstm.training import fit, prepare
+from keras_lstm.training.prepare import sequences_alike
 
 
 def _recordings(n=36, seed=0):
@@ -372,8 +373,79 @@ def test_default_classifier_separates_classes_by_level_and_by_shape(kind):
         "training": {"epochs": 40, "cv_splits": 2},
     }
     bundle = fit(config, _synthetic_classes(kind), verbose=0)
-    assert bundle.metrics["training"]["scaler"] == "sequence"
+    training = bundle.metrics["training"]
+    # levels differ across sequences, so `auto` cross-validates both scalers and keeps one
+    assert set(training["scaler_choice"]["cv"]) == {"sequence", "standard"}
+    assert training["scaler"] == training["scaler_choice"]["chosen"]
     assert bundle.metrics["test"]["accuracy"] >= 0.9
+
+
+def _z_normalized(sequences):
+    return [(s - s.mean(axis=0)) / s.std(axis=0) for s in sequences]
+
+
+def test_sequences_alike_follows_each_channels_level_and_spread():
+    rng = np.random.default_rng(3)
+    z = _z_normalized(list(rng.normal(size=(30, 25, 2))))
+    assert sequences_alike(z)
+    assert sequences_alike([s + 0.01 * rng.standard_normal(s.shape) for s in z])
+    shifted = [s + [rng.choice([-1.0, 1.0]), 0.0] for s in z]  # channel 0's level differs
+    assert not sequences_alike(shifted)
+    spread = [s * [1.0, 10 ** rng.uniform(-1, 1)] for s in z]  # channel 1's spread differs
+    assert not sequences_alike(spread)
+
+
+def test_auto_scaler_candidates_follow_the_data():
+    config = {
+        "task": "classification",
+        "data": {"series_id": "rec", "label": "g", "time_column": "step", "test_size": 0.25},
+        "training": {"cv_splits": 2},
+    }
+    frame = _synthetic_classes("level")
+    assert prepare(load_config(config), frame).scaler_candidates == ("sequence", "standard")
+    explicit = load_config(config).replace(**{"data.scaler": "standard"})
+    assert prepare(explicit, frame).scaler_candidates == ("standard",)
+    normalized = frame.copy()
+    normalized["x"] = normalized.groupby("rec")["x"].transform(lambda x: (x - x.mean()) / x.std())
+    assert prepare(load_config(config), normalized).scaler_candidates == ("sequence",)
+    # the candidates' own backups never meet
+    chosen = prepare(load_config(config).replace(**{"training.backup_dir": "b"}), frame)
+    assert chosen.with_scaler("standard").config.training.backup_dir.endswith("scaler-standard")
+
+
+def test_auto_scaler_is_the_cross_validations_choice(tmp_path):
+    """Each candidate's recorded CV score is that of a cross-validation with the scaler set
+    explicitly (same seed), the kept one ranks best by accuracy then validation loss, and the
+    bundle's model is built for it (a `SequenceStandardized` layer only under `sequence`)."""
+    from keras_lstm.pipeline import summary_table, train_and_save
+    from keras_lstm.sequence_layers import SequenceStandardized
+    from keras_lstm.training import cross_validate
+
+    frame = _synthetic_classes("shape", per_class=12, steps=12)
+    config = load_config(
+        {
+            "task": "classification",
+            "seed": 1,
+            "data": {"series_id": "rec", "label": "g", "time_column": "step", "test_size": 0.25},
+            "model": {"units": [4], "conv_filters": [4], "conv_pool": 1},
+            "training": {"epochs": 3, "cv_splits": 2},
+        }
+    )
+    bundle = train_and_save(config, tmp_path / "run", verbose=0, data=frame)
+    choice = bundle.metrics["training"]["scaler_choice"]
+    for name, score in choice["cv"].items():
+        alone = cross_validate(config.replace(**{"data.scaler": name}), frame, verbose=0)
+        assert score["accuracy"] == pytest.approx(alone.mean["accuracy"])
+        assert score["val_loss"] == pytest.approx(alone.mean_val_loss)
+        assert (tmp_path / "run" / f"scaler-{name}" / "backup" / "fold-0.json").is_file()
+    scores = choice["cv"]
+    best = max(scores, key=lambda n: (scores[n]["accuracy"], -scores[n]["val_loss"]))
+    assert choice["chosen"] == best == bundle.metrics["training"]["scaler"]
+    standardized = any(isinstance(layer, SequenceStandardized) for layer in bundle.model.layers)
+    assert standardized == (best == "sequence")
+    assert f"Scaler: {best}, chosen by the cross-validation" in summary_table(
+        bundle.metrics, "classification"
+    )
 
 
 def test_sequence_classifier_is_judged_beside_a_nearest_neighbour_baseline(tmp_path):

@@ -667,8 +667,73 @@ def _run_folder(out_dir):
     return folder_lock(out_dir) if out_dir else contextlib.nullcontext()
 
 
+SCALER_RULE = (
+    "data.scaler auto on whole sequences whose levels or spreads differ: the candidate with the "
+    "best cross-validation score (accuracy, then validation loss; RMSE for regression), the "
+    "first on a tie"
+)
+
+
+def choose_scaler(prepared: Prepared, out_dir, verbose) -> tuple[Prepared, CVResult, dict | None]:
+    """Cross-validate each of `prepared.scaler_candidates` and keep the best.
+
+    Returns the data prepared for the chosen scaler, its `CVResult`, and the choice as
+    recorded in `metrics.json` under `training.scaler_choice` (None where there was one
+    candidate and `data.scaler` was not `auto` on whole sequences). Each candidate's folds
+    are backed up in their own `OUT/scaler-NAME/backup` folder, so a resumed run skips the
+    candidates it finished.
+
+    Example:
+        >>> prepared, cv, choice = choose_scaler(prepare(config, frame), "run", 0)  # doctest: +SKIP
+        >>> choice["chosen"], choice["cv"]  # doctest: +SKIP
+        ('standard', {'sequence': {'accuracy': 0.80, ...}, 'standard': {'accuracy': 0.97, ...}})
+    """
+    candidates = prepared.scaler_candidates
+    config = prepared.config
+    if len(candidates) == 1:
+        cv = cross_validate(config, out_dir=out_dir, verbose=verbose, prepared=prepared)
+        choice = None
+        if config.data.scaler == "auto" and prepared.kind == "sequences":
+            choice = {
+                "chosen": prepared.scaler,
+                "cv": {prepared.scaler: _cv_score(cv)},
+                "rule": "the training sequences are alike in level and spread per channel, so "
+                "either scaler gives the model the same values: the per-sequence one",
+            }
+        return prepared, cv, choice
+    results = {}
+    for name in candidates:
+        candidate = prepared.with_scaler(name)
+        _say(verbose, f"data.scaler auto: cross-validating the {name!r} scaler")
+        sub = Path(out_dir) / f"scaler-{name}" if out_dir else None
+        results[name] = (
+            candidate,
+            cross_validate(candidate.config, out_dir=sub, verbose=verbose, prepared=candidate),
+        )
+    scores = {name: _cv_score(cv) for name, (_, cv) in results.items()}
+    chosen = min(candidates, key=lambda name: _cv_rank(scores[name]))
+    _say(verbose, f"data.scaler auto: {chosen!r} (cross-validation {scores})")
+    choice = {"chosen": chosen, "cv": scores, "rule": SCALER_RULE}
+    return (*results[chosen], choice)
+
+
+def _cv_score(cv: CVResult) -> dict:
+    """The figures `choose_scaler` ranks by: the CV mean accuracy (classification) or RMSE,
+    and the mean validation loss."""
+    score = {k: cv.mean[k] for k in ("accuracy", "rmse") if cv.mean.get(k) is not None}
+    return {**score, "val_loss": cv.mean_val_loss}
+
+
+def _cv_rank(score: dict) -> tuple:
+    if "accuracy" in score:
+        return (-score["accuracy"], score["val_loss"])
+    return (score.get("rmse", score["val_loss"]), score["val_loss"])
+
+
 def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | None):
-    cv = cv or cross_validate(config, out_dir=out_dir, verbose=verbose, prepared=prepared)
+    choice = None
+    if cv is None:
+        prepared, cv, choice = choose_scaler(prepared, out_dir, verbose)
     keras.backend.clear_session()
     seed_everything(config.seed)
     final = prepared.plan.final
@@ -714,6 +779,8 @@ def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | No
             "scaler": prepared.scaler,
         },
     }
+    if choice is not None:
+        metrics["training"]["scaler_choice"] = choice
     if config.task == "regression":
         metrics["notes"] = metric_notes(
             [f.metrics for f in cv.folds],

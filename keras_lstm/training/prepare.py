@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,13 @@ from keras_lstm.data.splits import (
 from keras_lstm.data.text import fit_vocabulary, vectorize
 from keras_lstm.data.windows import WindowData
 from keras_lstm.errors import ConfigError, DataError
+
+# `data.scaler: auto` on whole sequences: the scalers the cross-validation chooses between
+# (`keras_lstm.training.loop.choose_scaler`), the one kept on a tie first
+SEQUENCE_SCALERS = ("sequence", "standard")
+# training sequences whose per-channel level and log spread vary across sequences by less
+# than this (in training-standardized units) look the same to the model under either scaler
+ALIKE_SPREAD = 0.1
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,39 @@ class Prepared:
         return "window" if set(self.table.target_names) <= inputs else "standard"
 
     @property
+    def scaler_candidates(self) -> tuple[str, ...]:
+        """The scalers the cross-validation chooses between (`choose_scaler`).
+
+        With `data.scaler: auto`, whole sequences whose training sequences differ in level or
+        spread per channel try both `SEQUENCE_SCALERS`: the per-sequence scaler keeps the
+        shape at any scale, the global one keeps the level and spread as the values
+        themselves, and either may be what tells the classes apart. Sequences already alike
+        in level and spread (`sequences_alike`, such as z-normalized ones) look the same
+        under both, so they take `sequence` without a second cross-validation. Anything
+        else has the one `scaler`.
+
+        Example:
+            >>> prepare(config, frame).scaler_candidates  # doctest: +SKIP
+            ('sequence', 'standard')
+        """
+        if self.config.data.scaler != "auto" or self.kind != "sequences":
+            return (self.scaler,)
+        seqs = self.sequences.sequences
+        if sequences_alike([seqs[i] for i in self.plan.final.train]):
+            return (self.scaler,)
+        return SEQUENCE_SCALERS
+
+    def with_scaler(self, name: str) -> Prepared:
+        """The same data prepared for `data.scaler: name`, its fold backups (a set
+        `training.backup_dir`) in their own `scaler-NAME` subfolder."""
+        changes = {"data.scaler": name}
+        if self.config.training.backup_dir:
+            changes["training.backup_dir"] = os.path.join(
+                self.config.training.backup_dir, f"scaler-{name}"
+            )
+        return replace(self, config=self.config.replace(**changes))
+
+    @property
     def window_channels(self) -> tuple[int, ...] | None:
         """With window scaling, the input channel of each target (none for classification,
         whose output is not mapped back); else None."""
@@ -243,6 +284,29 @@ class Prepared:
             scalers[str(key)] = pair
         windows = WindowData(features, targets, self.config.data.lookback, self.config.data.horizon)
         return FoldData(windows, feature_scaler, target_scaler, series_scalers=scalers)
+
+
+def sequences_alike(sequences: list[np.ndarray], spread: float = ALIKE_SPREAD) -> bool:
+    """Whether every channel's per-sequence mean and log standard deviation vary across
+    `sequences` by less than `spread` (standard deviations, in units of the pooled
+    standardized values): then a per-sequence and a global scaler give the model the same
+    values, up to constants.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> z = [(s - s.mean(0)) / s.std(0) for s in rng.normal(size=(20, 30, 2))]
+        >>> sequences_alike(z), sequences_alike([s * 10**k for k, s in enumerate(z)])
+        (True, False)
+    """
+    pooled = np.concatenate(sequences).astype(np.float64)
+    mean, std = pooled.mean(axis=0), pooled.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    levels, spreads = [], []
+    for s in sequences:
+        z = (np.asarray(s, np.float64) - mean) / std
+        levels.append(z.mean(axis=0))
+        spreads.append(np.log(z.std(axis=0) + 1e-6))
+    return bool(np.std(levels, axis=0).max() < spread and np.std(spreads, axis=0).max() < spread)
 
 
 def _concat(train: Table, test: Table) -> Table:
