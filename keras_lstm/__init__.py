@@ -31,6 +31,7 @@ _LAZY = {
     "cross_validate": "keras_lstm.training",
     "fit": "keras_lstm.training",
     "Bundle": "keras_lstm.bundle",
+    "explain": "keras_lstm.explanation",
 }
 
 
@@ -53,6 +54,7 @@ __all__ = [
     "WorkerError",
     "build_model",
     "cross_validate",
+    "explain",
     "fit",
     "load_config",
 ]

@@ -94,7 +94,26 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="CSV with the training feature columns")
     predict.add_argument("--output", help="CSV to write (default: print to stdout)")
 
+    explain = commands.add_parser(
+        "explain",
+        help="which input columns and lags drive a bundle's predictions (permutation importance)",
+        description="Score the bundle's model on the held-out test part of its training data, "
+        "then again with each input column (and, for a series, each lag of each column) "
+        "shuffled across the test samples; write explain.json, importance.png and lags.png "
+        "to --out and print the most important columns and lags.",
+    )
+    explain.add_argument("bundle", metavar="BUNDLE", help="bundle folder (or its run folder)")
+    explain.add_argument("--input", help="the training data CSV (default: the config's data.path)")
+    explain.add_argument("--out", required=True, help="folder to write the explanation into")
+    explain.add_argument(
+        "--repeats", type=int, default=5, help="shuffles per column (default: %(default)s)"
+    )
+    explain.add_argument(
+        "--no-lags", action="store_true", help="skip the per-lag importance of a series"
+    )
+
     quick.set_defaults(run=_run_quickstart)
+    explain.set_defaults(run=_run_explain)
     train.set_defaults(run=_run_train)
     predict.set_defaults(run=_run_predict)
     # the packages above the core declare their own commands
@@ -143,6 +162,12 @@ def _run_predict(args) -> int:
     from keras_lstm.commands import run_predict
 
     return run_predict(args)
+
+
+def _run_explain(args) -> int:
+    from keras_lstm.commands import run_explain
+
+    return run_explain(args)
 
 
 class _Terminated(KeyboardInterrupt):

@@ -1,4 +1,4 @@
-"""`keras-lstm train` and `keras-lstm predict`: the CLI layer over `keras_lstm.pipeline`.
+"""`keras-lstm train`, `predict` and `explain`: the CLI layer over `keras_lstm.pipeline`.
 
 Both check what the user gave before they import Keras (seconds): a config error, or predicting
 with a `.tflite` file, never loads Keras or TensorFlow.
@@ -65,4 +65,22 @@ def run_predict(args) -> int:
         print(f"{len(predictions)} predictions written to {args.output}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def run_explain(args) -> int:
+    """`keras-lstm explain BUNDLE [--input CSV] --out DIR [--repeats N] [--no-lags]`."""
+    if args.input is not None and not Path(args.input).is_file():
+        raise DataError(f"Input file {args.input!r} does not exist. Check --input.")
+    if args.repeats < 1:
+        raise DataError(f"--repeats must be at least 1; received {args.repeats}.")
+    import_keras_quietly()
+    from keras_lstm.bundle import Bundle
+    from keras_lstm.explanation import explain
+
+    bundle = Bundle.load(args.bundle)
+    result = explain(bundle, args.input, repeats=args.repeats, lags=not args.no_lags)
+    written = result.save(args.out)
+    print(result.summary())
+    print(f"Written: {', '.join(str(p) for p in written)}")
     return 0

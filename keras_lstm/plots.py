@@ -280,3 +280,37 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     _pyplot().close(fig)
     return path
+
+
+def importance_figure(explanation):
+    """A bar per input column (or token) of a `keras_lstm.explanation.Explanation`, most important
+    on top, its spread over the shuffles as error bars."""
+    names = list(explanation.columns)[::-1]
+    means = [explanation.columns[n]["mean"] for n in names]
+    spreads = [explanation.columns[n]["std"] for n in names]
+    fig, ax = _pyplot().subplots(figsize=(7, 1.2 + 0.35 * len(names)))
+    ax.barh(names, means, xerr=spreads, color="tab:blue", capsize=3)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set(xlabel=explanation.unit, title="Permutation importance on the test part")
+    return fig
+
+
+def lag_figure(explanation):
+    """A heat map of lag x column importance (`Explanation.lags`), lag 1 (the window's last
+    step) on the right."""
+    names = list(explanation.lags)
+    table = np.array([explanation.lags[n][::-1] for n in names])  # oldest lag first
+    lookback = table.shape[1]
+    fig, ax = _pyplot().subplots(figsize=(9, 1.4 + 0.4 * len(names)))
+    image = ax.imshow(table, aspect="auto", cmap="viridis", interpolation="nearest")
+    ticks = sorted({0, lookback // 2, lookback - 1})
+    ax.set_xticks(ticks, [str(lookback - t) for t in ticks])
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="lag (steps before the forecast)", title="Importance per lag and column")
+    fig.colorbar(image, ax=ax, label=explanation.unit)
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` to `path` as a PNG (and close it)."""
+    return _save(fig, Path(path))

@@ -31,5 +31,5 @@ def test_cli_reference_matches_every_help():
     assert help_markdown() in text, (
         "docs/cli.md is out of date: regenerate it from keras_lstm.cli.help_markdown()"
     )
-    for command in ("quickstart", "train", "predict", "tune", "export"):
+    for command in ("quickstart", "train", "predict", "explain", "tune", "export"):
         assert f"## `keras-lstm {command}`" in text

@@ -337,18 +337,51 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
     Returns a dict with `metrics`, `baselines`, `val_loss`, and the real-unit `true` and
     `pred` arrays.
     """
-    rows = fold.validation
-    x, y = fold_data.windows.gather(rows)
+    x, y = fold_data.windows.gather(fold.validation)
     raw = np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=np.float64)
+    return score_outputs(prepared, fold, fold_data, x, y, raw)
+
+
+def score_outputs(
+    prepared: Prepared,
+    fold: Fold,
+    fold_data: FoldData,
+    x: np.ndarray,
+    y: np.ndarray,
+    raw: np.ndarray,
+    *,
+    baselines: bool = True,
+) -> dict:
+    """`evaluate`'s scores of raw model outputs `raw` for the inputs `x` and scaled targets
+    `y` of `fold.validation` (`fold_data.windows.gather`); `baselines=False` skips the
+    baselines (`metrics`, `val_loss`, `true` and `pred` only: what `keras_lstm.explain`
+    rescores shuffled inputs with).
+
+    Example:
+        >>> x, y = fold_data.windows.gather(fold.validation)  # doctest: +SKIP
+        >>> raw = model.predict(x)  # doctest: +SKIP
+        >>> score_outputs(prepared, fold, fold_data, x, y, raw)["metrics"]  # doctest: +SKIP
+    """
+    rows = fold.validation
+    raw = np.asarray(raw, dtype=np.float64)
     # outputs to real units through the fold's preprocessing object, as a bundle would do
     pre = Preprocessing.from_dict(preprocessing_dict(prepared, fold_data), "the fold")
     if prepared.classes is not None:
         labels = y[:, 0, 0].astype(int)
         probabilities = pre.real(raw)
+        metrics = classification_metrics(labels, probabilities)
+        result = {
+            "metrics": metrics,
+            "baselines": {},
+            "val_loss": metrics["log_loss"],
+            "true": labels,
+            "pred": probabilities,
+        }
+        if not baselines:
+            return result
         counts = np.bincount(prepared.labels[fold.train], minlength=len(prepared.classes))
         majority = np.tile(counts / counts.sum(), (len(labels), 1))
-        metrics = classification_metrics(labels, probabilities)
-        baselines = {"majority": classification_metrics(labels, majority)}
+        result["baselines"]["majority"] = classification_metrics(labels, majority)
         if prepared.kind == "sequences":
             # the classic baseline of labelled sequences: each validation sequence takes the
             # label of its nearest training sequence (scaled by the fold's scaler, zero-padded)
@@ -356,14 +389,10 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
             guess = nearest_neighbour_labels(
                 inputs[fold.train], prepared.labels[fold.train], inputs[rows]
             )
-            baselines["1nn_euclidean"] = hard_label_metrics(labels, guess, len(prepared.classes))
-        return {
-            "metrics": metrics,
-            "baselines": baselines,
-            "val_loss": metrics["log_loss"],
-            "true": labels,
-            "pred": probabilities,
-        }
+            result["baselines"]["1nn_euclidean"] = hard_label_metrics(
+                labels, guess, len(prepared.classes)
+            )
+        return result
     val_loss = float(np.mean((raw - y) ** 2))
     pred = pre.real(raw)
     # each window's spread per target in real units: what interval offsets are scaled by
@@ -382,7 +411,9 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
         names, scale = prepared.target_names, np.array([np.nan])
         return {
             "metrics": regression_metrics(true, pred.reshape(true.shape), names, scale),
-            "baselines": {"mean": regression_metrics(true, mean, names, scale)},
+            "baselines": {"mean": regression_metrics(true, mean, names, scale)}
+            if baselines
+            else {},
             "val_loss": val_loss,
             "true": true,
             "pred": pred.reshape(true.shape),
@@ -393,12 +424,16 @@ def evaluate(prepared: Prepared, fold: Fold, fold_data: FoldData, model) -> dict
     starts = prepared.row_starts(rows)
     scale = _mase_scale(prepared, fold)
     names = table.target_names
-    forecasts = {
-        "naive": naive_forecast(table.targets, rows, data.horizon, 1, starts),
-        "seasonal_naive": naive_forecast(table.targets, rows, data.horizon, data.season, starts),
-    }
+    forecasts = {}
+    if baselines:
+        forecasts = {
+            "naive": naive_forecast(table.targets, rows, data.horizon, 1, starts),
+            "seasonal_naive": naive_forecast(
+                table.targets, rows, data.horizon, data.season, starts
+            ),
+        }
     metrics = regression_metrics(true, pred, names, scale)
-    if prepared.starts is not None:  # many series: metrics of each series too
+    if prepared.starts is not None and baselines:  # many series: metrics of each series too
         series = prepared.row_series(rows)
         metrics["per_series"] = {
             str(key): regression_metrics(true[series == key], pred[series == key], names, scale)

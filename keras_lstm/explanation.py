@@ -1,0 +1,307 @@
+"""Why a model predicts what it does: permutation importance on the held-out test part.
+
+`explain(bundle, data)` scores the bundle's model on the test part of its own data (the part
+`fit` held out, scaled by the bundle's scalers), then again with one input column shuffled
+across the test samples, and reports the damage in real units: the rise in RMSE (regression)
+or the fall in accuracy (classification), with its spread over `repeats` shuffles. A column
+the model ignores costs nothing when shuffled; the column it leans on costs the most.
+
+- **Columns** (every data kind): each input column (a calendar feature's `_sin` and `_cos`
+  channels together, under the feature's name). Windows of a series swap the column's whole
+  lookback slice with another window's; whole sequences take the column of another sequence,
+  resampled to their own length (so the padding stays where it was); texts have one column,
+  so they are explained by **tokens** instead: the damage when every occurrence of one of the
+  most frequent tokens of the test texts is replaced by the unknown token.
+- **Lags** (series): the same for one step of one column (lag 1 is the window's last step),
+  so the lag x column table shows which past steps drive the forecast.
+
+`Explanation.save(DIR)` writes `explain.json` (plain JSON, fields in `Explanation.to_dict`),
+`importance.png` (a bar per column, the spread as error bars) and, for series, `lags.png` (a
+heat map of lag x column). `keras-lstm explain RUN --input data.csv --out DIR` does all of it.
+
+Example:
+    >>> from keras_lstm.bundle import Bundle
+    >>> result = explain(Bundle.load("run/bundle"), "data.csv")  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+    Most important columns (rise in test RMSE when shuffled): sales 41.2, price 3.1, ...
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_lstm.data.sequences import PAD_VALUE
+from keras_lstm.errors import DataError
+from keras_lstm.files import atomic_write_text
+from keras_lstm.training.loop import score_outputs
+from keras_lstm.training.prepare import prepare
+
+# shuffles per column: the mean and spread reported
+DEFAULT_REPEATS = 5
+# the most frequent tokens of the test texts that are explained
+TEXT_TOKENS = 20
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Explanation:
+    """The permutation importances of one model on its test part.
+
+    Attributes:
+        metric: `rmse` (the importance is its rise) or `accuracy` (its fall).
+        score: the unshuffled test score.
+        columns: per input column (or token, for text) `{"mean", "std", "repeats"}` of the
+            importance, most important first.
+        lags: per series column, the mean importance of each lag (`lags[name][k]` is lag
+            `k + 1`, lag 1 the window's last step); empty for other data kinds.
+        kind: the data kind (`series`, `panel`, `sequences`, `text`).
+        samples: test samples scored.
+        repeats: shuffles per column.
+        seconds: the time the explanation took.
+    """
+
+    metric: str
+    score: float
+    columns: dict[str, dict]
+    lags: dict[str, list[float]] = field(default_factory=dict)
+    kind: str = "series"
+    samples: int = 0
+    repeats: int = DEFAULT_REPEATS
+    seconds: float = 0.0
+
+    @property
+    def unit(self) -> str:
+        return "rise in test RMSE" if self.metric == "rmse" else "fall in test accuracy"
+
+    def top_columns(self, k: int = 3) -> list[str]:
+        """The `k` most important columns."""
+        return list(self.columns)[:k]
+
+    def top_lags(self, k: int = 3) -> list[tuple[str, int]]:
+        """The `k` most important `(column, lag)` pairs (series; else empty)."""
+        cells = [(v, name, lag + 1) for name, row in self.lags.items() for lag, v in enumerate(row)]
+        return [(name, lag) for _, name, lag in sorted(cells, key=lambda c: -c[0])[:k]]
+
+    def summary(self) -> str:
+        """Two lines naming the three most important columns and lags."""
+        columns = ", ".join(f"{n} {self.columns[n]['mean']:.4g}" for n in self.top_columns(3))
+        lines = [
+            f"Test {self.metric} {self.score:.4g} on {self.samples} samples. Most important "
+            f"{'tokens' if self.kind == 'text' else 'columns'} ({self.unit} when shuffled, "
+            f"mean of {self.repeats}): {columns}."
+        ]
+        if self.lags:
+            lags = ", ".join(f"{n} lag {lag}" for n, lag in self.top_lags(3))
+            lines.append(f"Most important lags (lag 1 is the last step): {lags}.")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """`explain.json`: `format`, `kind`, `metric`, `score`, `importance` (what a column's
+        value means), `samples`, `repeats`, `seconds`, `columns` (name -> mean, std and each
+        repeat), `lags` (name -> mean per lag, lag 1 first) and `top_columns` /
+        `top_lags`."""
+        return {
+            "format": FORMAT_VERSION,
+            "kind": self.kind,
+            "metric": self.metric,
+            "score": self.score,
+            "importance": f"{self.unit} when the column is shuffled across the test samples",
+            "samples": self.samples,
+            "repeats": self.repeats,
+            "seconds": self.seconds,
+            "columns": self.columns,
+            "lags": self.lags,
+            "top_columns": self.top_columns(3),
+            "top_lags": [{"column": n, "lag": lag} for n, lag in self.top_lags(3)],
+        }
+
+    def save(self, directory) -> list[Path]:
+        """Write `explain.json`, `importance.png` and (series) `lags.png` into `directory`."""
+        from keras_lstm.plots import importance_figure, lag_figure, save_figure
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "explain.json"
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        written = [path, save_figure(importance_figure(self), directory / "importance.png")]
+        if self.lags:
+            written.append(save_figure(lag_figure(self), directory / "lags.png"))
+        return written
+
+
+def explain(bundle, data=None, *, repeats: int = DEFAULT_REPEATS, seed=None, lags: bool = True):
+    """Permutation importance of `bundle`'s model on the test part of `data`.
+
+    Args:
+        bundle: a `Bundle` (fresh from `fit` or loaded).
+        data: the data the bundle was trained on (a DataFrame or CSV path; default the
+            config's `data.path`): its test part is the one `fit` held out.
+        repeats: shuffles per column (the spread is over them; one for text, whose token
+            removal is the same every time).
+        seed: the shuffles' seed (default the config's).
+        lags: also the importance of each (lag, column) of a series (one shuffle each).
+
+    Returns:
+        An `Explanation`.
+
+    Raises:
+        DataError: `data` is not the bundle's training data (its scalers differ), or no data
+            was given and the config has no `data.path`.
+
+    Example:
+        >>> result = explain(bundle, "sales.csv")  # doctest: +SKIP
+        >>> result.top_columns(1)  # doctest: +SKIP
+        ['price']
+    """
+    started = time.perf_counter()
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise DataError(f"repeats must be a whole number >= 1; received {repeats!r}.")
+    config = bundle.config
+    if data is None and not config.data.path:
+        raise DataError(
+            "The bundle was trained on data given in Python (its config has no data.path): "
+            "pass the same data to explain (explain(bundle, frame) or --input FILE)."
+        )
+    prepared = prepare(config, data)
+    final = prepared.plan.final
+    fold_data = prepared.fold_data(final)
+    _check_training_data(bundle, prepared, fold_data)
+    x, y = fold_data.windows.gather(final.validation)
+    if len(x) < 2:
+        raise DataError(
+            f"The test part has {len(x)} sample(s); shuffling needs at least 2. Give more data "
+            "or a larger data.test_size."
+        )
+    metric = "accuracy" if prepared.classes is not None else "rmse"
+
+    def score(inputs) -> float:
+        raw = bundle.predict_scaled(inputs)
+        scored = score_outputs(prepared, final, fold_data, inputs, y, raw, baselines=False)
+        return float(scored["metrics"][metric])
+
+    def damage(shuffled) -> float:
+        return shuffled - base if metric == "rmse" else base - shuffled
+
+    base = score(x)
+    rng = np.random.default_rng(config.seed if seed is None else seed)
+    groups = _token_groups(x) if prepared.kind == "text" else _column_groups(prepared)
+    if prepared.kind == "text":
+        repeats = 1  # removing a token is the same every time
+    columns = {}
+    for name, channels in groups.items():
+        values = [damage(score(_shuffle(x, channels, rng, prepared.kind))) for _ in range(repeats)]
+        columns[name] = {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values)),
+            "repeats": [float(v) for v in values],
+        }
+    if prepared.kind == "text":
+        vocabulary = fold_data.vocabulary
+        columns = {vocabulary[int(token)]: v for token, v in columns.items()}
+    columns = dict(sorted(columns.items(), key=lambda item: -item[1]["mean"]))
+    lag_table = {}
+    if lags and prepared.kind == "series":
+        lookback = x.shape[1]
+        for name, channels in groups.items():
+            lag_table[name] = [
+                damage(score(_shuffle(x, channels, rng, "series", step=lookback - lag)))
+                for lag in range(1, lookback + 1)
+            ]
+    return Explanation(
+        metric=metric,
+        score=base,
+        columns=columns,
+        lags=lag_table,
+        kind="panel" if prepared.starts is not None else prepared.kind,
+        samples=len(x),
+        repeats=repeats,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _column_groups(prepared) -> dict[str, list[int]]:
+    """Input channel indices per user-facing column: a calendar feature's two channels
+    (`NAME_sin`, `NAME_cos`) under its name."""
+    calendar = set(prepared.config.data.calendar or ())
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(prepared.feature_names):
+        stem, _, tail = name.rpartition("_")
+        key = stem if tail in ("sin", "cos") and stem in calendar else name
+        groups.setdefault(key, []).append(index)
+    return groups
+
+
+def _token_groups(x: np.ndarray) -> dict[int, list[int]]:
+    """The `TEXT_TOKENS` most frequent known tokens of the test texts (ids; 0 pads, 1 is
+    unknown), most frequent first."""
+    ids, counts = np.unique(x[x > 1], return_counts=True)
+    top = ids[np.argsort(-counts, kind="stable")][:TEXT_TOKENS]
+    return {int(token): [int(token)] for token in top}
+
+
+def _shuffle(x, channels, rng, kind: str, step: int | None = None) -> np.ndarray:
+    """A copy of `x` with `channels` shuffled across samples (at one time `step` only, when
+    given); for text, the token `channels[0]` replaced by the unknown token."""
+    x = np.array(x, copy=True)
+    if kind == "text":
+        x[x == channels[0]] = 1
+        return x
+    order = rng.permutation(len(x))
+    if kind == "sequences":
+        return _shuffle_sequences(x, channels, order)
+    where = slice(None) if step is None else step
+    for channel in channels:
+        x[:, where, channel] = x[order][:, where, channel]
+    return x
+
+
+def _shuffle_sequences(x, channels, order) -> np.ndarray:
+    """Each padded sequence takes `channels` of sequence `order[i]`, resampled (linearly) to
+    its own valid length, so the padding and the mask stay where they were."""
+    source = x.copy()
+    valid = np.any(source != PAD_VALUE, axis=-1)
+    lengths = valid.sum(axis=1)
+    for i, j in enumerate(order):
+        n, m = int(lengths[i]), int(lengths[j])
+        if n == 0 or m == 0:
+            continue
+        positions = np.linspace(0, m - 1, n)
+        for channel in channels:
+            x[i, :n, channel] = np.interp(positions, np.arange(m), source[j, :m, channel])
+    return x
+
+
+def _check_training_data(bundle, prepared, fold_data) -> None:
+    """Refuse data whose refit scalers differ from the bundle's: its test part would not be
+    the one the bundle held out, and the model would see other units."""
+    from keras_lstm.bundle import preprocessing_dict
+
+    mine = preprocessing_dict(prepared, fold_data)
+    theirs = bundle.preprocessing
+    for key in ("feature_scaler", "target_scaler", "series_scalers", "vocabulary"):
+        if not _same(mine.get(key), theirs.get(key)):
+            raise DataError(
+                f"The data given is not the data this bundle was trained on (its {key} "
+                "differs from the bundle's): explain scores the test part that training held "
+                "out, so give the training data (the file of the config's data.path)."
+            )
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return False
+        try:
+            return bool(np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-5))
+        except (TypeError, ValueError):
+            return all(_same(u, v) for u, v in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return bool(np.isclose(a, b, rtol=1e-5))
+    return a == b
