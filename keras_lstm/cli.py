@@ -111,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--no-lags", action="store_true", help="skip the per-lag importance of a series"
     )
+    explain.add_argument(
+        "--shap",
+        action="store_true",
+        help="also SHAP attributions per (lag, column) of a series (shap.png; needs "
+        "keras-lstm[explain]; runs Keras on the TensorFlow backend)",
+    )
+    explain.add_argument(
+        "--per-forecast",
+        action="store_true",
+        help="with --shap, each test forecast's attributions in shap_per_forecast.csv",
+    )
 
     quick.set_defaults(run=_run_quickstart)
     explain.set_defaults(run=_run_explain)

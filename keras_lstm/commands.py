@@ -6,6 +6,7 @@ with a `.tflite` file, never loads Keras or TensorFlow.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -69,17 +70,30 @@ def run_predict(args) -> int:
 
 
 def run_explain(args) -> int:
-    """`keras-lstm explain BUNDLE [--input CSV] --out DIR [--repeats N] [--no-lags]`."""
+    """`keras-lstm explain BUNDLE [--input CSV] --out DIR [--repeats N] [--no-lags] [--shap
+    [--per-forecast]]`."""
     if args.input is not None and not Path(args.input).is_file():
         raise DataError(f"Input file {args.input!r} does not exist. Check --input.")
     if args.repeats < 1:
         raise DataError(f"--repeats must be at least 1; received {args.repeats}.")
+    if args.per_forecast and not args.shap:
+        raise DataError("--per-forecast keeps each forecast's SHAP attributions: add --shap.")
+    if args.shap and "keras" not in sys.modules:
+        # SHAP's gradients are TensorFlow's: the bundle loads on either backend
+        os.environ["KERAS_BACKEND"] = "tensorflow"
     import_keras_quietly()
     from keras_lstm.bundle import Bundle
     from keras_lstm.explanation import explain
 
     bundle = Bundle.load(args.bundle)
-    result = explain(bundle, args.input, repeats=args.repeats, lags=not args.no_lags)
+    result = explain(
+        bundle,
+        args.input,
+        repeats=args.repeats,
+        lags=not args.no_lags,
+        shap=args.shap,
+        per_forecast=args.per_forecast,
+    )
     written = result.save(args.out)
     print(result.summary())
     print(f"Written: {', '.join(str(p) for p in written)}")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_lstm.data.sequences import PAD_VALUE
-from keras_lstm.errors import DataError
+from keras_lstm.errors import ConfigError, DataError
 from keras_lstm.files import atomic_write_text
 from keras_lstm.training.loop import score_outputs
 from keras_lstm.training.prepare import prepare
@@ -73,6 +73,9 @@ class Explanation:
     samples: int = 0
     repeats: int = DEFAULT_REPEATS
     seconds: float = 0.0
+    shap_lags: dict[str, list[float]] = field(default_factory=dict)
+    shap_values: np.ndarray | None = None
+    shap_index: list | None = None
 
     @property
     def unit(self) -> str:
@@ -82,9 +85,11 @@ class Explanation:
         """The `k` most important columns."""
         return list(self.columns)[:k]
 
-    def top_lags(self, k: int = 3) -> list[tuple[str, int]]:
-        """The `k` most important `(column, lag)` pairs (series; else empty)."""
-        cells = [(v, name, lag + 1) for name, row in self.lags.items() for lag, v in enumerate(row)]
+    def top_lags(self, k: int = 3, table: dict | None = None) -> list[tuple[str, int]]:
+        """The `k` most important `(column, lag)` pairs of `lags` (or of another lag table,
+        such as `shap_lags`); empty for data kinds without lags."""
+        table = self.lags if table is None else table
+        cells = [(v, name, lag + 1) for name, row in table.items() for lag, v in enumerate(row)]
         return [(name, lag) for _, name, lag in sorted(cells, key=lambda c: -c[0])[:k]]
 
     def summary(self) -> str:
@@ -98,6 +103,9 @@ class Explanation:
         if self.lags:
             lags = ", ".join(f"{n} lag {lag}" for n, lag in self.top_lags(3))
             lines.append(f"Most important lags (lag 1 is the last step): {lags}.")
+        if self.shap_lags:
+            cells = ", ".join(f"{n} lag {lag}" for n, lag in self.top_lags(3, self.shap_lags))
+            lines.append(f"Largest mean |SHAP| attributions: {cells}.")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -118,6 +126,10 @@ class Explanation:
             "lags": self.lags,
             "top_columns": self.top_columns(3),
             "top_lags": [{"column": n, "lag": lag} for n, lag in self.top_lags(3)],
+            "shap_lags": self.shap_lags,
+            "top_shap_lags": [
+                {"column": n, "lag": lag} for n, lag in self.top_lags(3, self.shap_lags)
+            ],
         }
 
     def save(self, directory) -> list[Path]:
@@ -130,11 +142,41 @@ class Explanation:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
         written = [path, save_figure(importance_figure(self), directory / "importance.png")]
         if self.lags:
-            written.append(save_figure(lag_figure(self), directory / "lags.png"))
+            figure = lag_figure(self.lags, self.unit, "Permutation importance per lag and column")
+            written.append(save_figure(figure, directory / "lags.png"))
+        if self.shap_lags:
+            figure = lag_figure(
+                self.shap_lags, "mean |SHAP| (real units)", "SHAP per lag and column"
+            )
+            written.append(save_figure(figure, directory / "shap.png"))
+        if self.shap_values is not None:
+            written.append(self._save_shap_values(directory / "shap_per_forecast.csv"))
         return written
 
+    def _save_shap_values(self, path: Path) -> Path:
+        """Each test forecast's SHAP attribution per (lag, column), one row per forecast:
+        `COLUMN@lagK` columns, real units."""
+        import pandas as pd
 
-def explain(bundle, data=None, *, repeats: int = DEFAULT_REPEATS, seed=None, lags: bool = True):
+        names = list(self.shap_lags)
+        lookback = self.shap_values.shape[1]
+        columns = [f"{n}@lag{lag}" for n in names for lag in range(1, lookback + 1)]
+        flat = self.shap_values[:, ::-1, :].transpose(0, 2, 1).reshape(len(self.shap_values), -1)
+        frame = pd.DataFrame(flat, columns=columns, index=pd.Index(self.shap_index, name="time"))
+        atomic_write_text(path, frame.to_csv())
+        return path
+
+
+def explain(
+    bundle,
+    data=None,
+    *,
+    repeats: int = DEFAULT_REPEATS,
+    seed=None,
+    lags: bool = True,
+    shap: bool = False,
+    per_forecast: bool = False,
+):
     """Permutation importance of `bundle`'s model on the test part of `data`.
 
     Args:
@@ -145,6 +187,10 @@ def explain(bundle, data=None, *, repeats: int = DEFAULT_REPEATS, seed=None, lag
             removal is the same every time).
         seed: the shuffles' seed (default the config's).
         lags: also the importance of each (lag, column) of a series (one shuffle each).
+        shap: also SHAP attributions per (lag, column) of a series (`shap_attributions`; the
+            `explain` extra, on the TensorFlow backend).
+        per_forecast: with `shap`, keep each test forecast's attributions
+            (`shap_per_forecast.csv` when saved).
 
     Returns:
         An `Explanation`.
@@ -212,7 +258,24 @@ def explain(bundle, data=None, *, repeats: int = DEFAULT_REPEATS, seed=None, lag
                 damage(score(_shuffle(x, channels, rng, "series", step=lookback - lag)))
                 for lag in range(1, lookback + 1)
             ]
+    shap_lags, shap_values = {}, None
+    if shap:
+        background = _background(fold_data, final, rng)
+        values = shap_attributions(bundle, x, background, prepared)
+        shap_lags = {
+            name: np.abs(values[:, ::-1, channels]).sum(axis=2).mean(axis=0).tolist()
+            for name, channels in groups.items()
+        }
+        if per_forecast:
+            shap_values = np.stack(
+                [values[:, :, channels].sum(axis=2) for channels in groups.values()], axis=2
+            )
     return Explanation(
+        shap_lags=shap_lags,
+        shap_values=shap_values,
+        shap_index=[str(i) for i in prepared.sample_index(final.validation)]
+        if per_forecast
+        else None,
         metric=metric,
         score=base,
         columns=columns,
@@ -222,6 +285,65 @@ def explain(bundle, data=None, *, repeats: int = DEFAULT_REPEATS, seed=None, lag
         repeats=repeats,
         seconds=time.perf_counter() - started,
     )
+
+
+SHAP_BACKGROUND = 100  # training windows SHAP integrates from
+SHAP_SAMPLES = 200  # its samples per explained window
+
+
+def shap_attributions(bundle, x: np.ndarray, background: np.ndarray, prepared) -> np.ndarray:
+    """SHAP's `GradientExplainer` (expected gradients) on the bundle's Keras model: the
+    attribution of each (step, channel) of each scaled window of `x` `(n, lookback,
+    channels)` to its forecast, from `background` windows of the training part, summed over
+    the outputs (horizon steps and targets, each in its target's real units).
+
+    Needs the `shap` library (`pip install "keras-lstm[explain]"`) and the TensorFlow
+    backend (SHAP's gradients are TensorFlow's or PyTorch's; a bundle loads on either Keras
+    backend, and `keras-lstm explain --shap` runs on TensorFlow).
+
+    Raises:
+        ConfigError: not a series, `shap` missing, or another Keras backend.
+    """
+    import keras
+
+    if prepared.kind != "series":
+        raise ConfigError(
+            "SHAP attributions per (lag, column) are for windows of a series; whole "
+            f"sequences and texts ({prepared.kind}) are explained by permutation importance."
+        )
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError(
+            "SHAP's GradientExplainer needs the TensorFlow backend; this process runs Keras on "
+            f"{keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow before importing "
+            "keras_lstm (a bundle loads on either backend), or run `keras-lstm explain --shap`."
+        )
+    try:
+        import shap
+    except ImportError as err:
+        raise ConfigError(
+            'SHAP attributions need the shap library: pip install "keras-lstm[explain]".'
+        ) from err
+    inputs = keras.Input(tuple(x.shape[1:]))
+    flat = keras.Model(inputs, keras.layers.Flatten()(bundle.model(inputs)))
+    explainer = shap.GradientExplainer(flat, background.astype(np.float32))
+    values = np.asarray(explainer.shap_values(x.astype(np.float32), nsamples=SHAP_SAMPLES))
+    values = values.reshape(*x.shape, -1)  # (n, lookback, channels, outputs)
+    target = bundle.preprocessing.get("target_scaler")
+    if target is not None:  # each output in its target's units
+        scale = np.resize(np.abs(np.asarray(target["scale"], float)), values.shape[-1])
+        values = values * scale
+    return values.sum(axis=-1)
+
+
+def _forecast_times(prepared, final) -> list[str]:
+    return [str(t) for t in prepared.sample_index(final.validation)]
+
+
+def _background(fold_data, final, rng) -> np.ndarray:
+    """Up to `SHAP_BACKGROUND` training windows of the refit, drawn with `rng`."""
+    rows = np.asarray(final.train)
+    rows = np.sort(rng.choice(rows, min(SHAP_BACKGROUND, len(rows)), replace=False))
+    return fold_data.windows.gather(rows)[0]
 
 
 def _column_groups(prepared) -> dict[str, list[int]]:

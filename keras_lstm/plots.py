@@ -295,19 +295,19 @@ def importance_figure(explanation):
     return fig
 
 
-def lag_figure(explanation):
-    """A heat map of lag x column importance (`Explanation.lags`), lag 1 (the window's last
-    step) on the right."""
-    names = list(explanation.lags)
-    table = np.array([explanation.lags[n][::-1] for n in names])  # oldest lag first
-    lookback = table.shape[1]
+def lag_figure(table: dict, unit: str, title: str):
+    """A heat map of a lag x column table (`{column: [value of lag 1, lag 2, ...]}`, as
+    `Explanation.lags` and `shap_lags`), lag 1 (the window's last step) on the right."""
+    names = list(table)
+    values = np.array([table[n][::-1] for n in names])  # oldest lag first
+    lookback = values.shape[1]
     fig, ax = _pyplot().subplots(figsize=(9, 1.4 + 0.4 * len(names)))
-    image = ax.imshow(table, aspect="auto", cmap="viridis", interpolation="nearest")
+    image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
     ticks = sorted({0, lookback // 2, lookback - 1})
     ax.set_xticks(ticks, [str(lookback - t) for t in ticks])
     ax.set_yticks(range(len(names)), names)
-    ax.set(xlabel="lag (steps before the forecast)", title="Importance per lag and column")
-    fig.colorbar(image, ax=ax, label=explanation.unit)
+    ax.set(xlabel="lag (steps before the forecast)", title=title)
+    fig.colorbar(image, ax=ax, label=unit)
     return fig
 
 

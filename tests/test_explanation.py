@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import keras_lstm
-from keras_lstm.errors import DataError
+from keras_lstm.errors import ConfigError, DataError
 from keras_lstm.training import fit, prepare
 
 LAG = 3
@@ -104,6 +104,11 @@ def test_bad_arguments_are_clear_errors(driven):
         keras_lstm.explain(bundle, frame, repeats=0)
     with pytest.raises(DataError, match="data.path"):
         keras_lstm.explain(bundle)  # trained on a DataFrame: the data must be given
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # SHAP's gradients are TensorFlow's
+        with pytest.raises(ConfigError, match="KERAS_BACKEND=tensorflow"):
+            keras_lstm.explain(bundle, frame, shap=True)
 
 
 def _two_channel_sequences(per_class=20, seed=0) -> pd.DataFrame:
@@ -172,3 +177,35 @@ def test_text_is_explained_by_the_tokens_that_decide_the_label():
     assert result.kind == "text" and result.score >= 0.9
     assert set(result.top_columns(2)) == {"good", "bad"}
     assert all(result.columns[w]["mean"] < 0.1 for w in fillers if w in result.columns)
+
+
+def test_shap_attributions_peak_at_the_causing_lag(driven, tmp_path):
+    """`keras-lstm explain --shap` (run as a user would: its own process, on the TensorFlow
+    backend SHAP needs): the largest mean |SHAP| is column x1 at lag 3, and each forecast's
+    attributions add up, as SHAP values do, to its forecast up to one constant (the
+    background's mean forecast), so they follow the forecasts."""
+    import subprocess
+    import sys
+
+    frame, bundle = driven
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    bundle.save(tmp_path / "run" / "bundle")
+    out = tmp_path / "explained"
+    command = "from keras_lstm.cli import main; raise SystemExit(main())"
+    args = ["explain", str(tmp_path / "run"), "--input", str(data), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", command, *args, "--shap", "--per-forecast", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((out / "explain.json").read_text())
+    assert saved["top_shap_lags"][0] == {"column": "x1", "lag": LAG}
+    assert (out / "shap.png").is_file()
+    per_forecast = pd.read_csv(out / "shap_per_forecast.csv", index_col=0)
+    assert per_forecast.shape == (saved["samples"], 3 * 8)
+    assert "x1@lag3" in per_forecast.columns
+    forecasts = bundle.predict(frame)["y"].loc[per_forecast.index].to_numpy()  # same times
+    assert np.corrcoef(per_forecast.sum(axis=1), forecasts)[0, 1] > 0.9
