@@ -76,6 +76,8 @@ class Explanation:
     shap_lags: dict[str, list[float]] = field(default_factory=dict)
     shap_values: np.ndarray | None = None
     shap_index: list | None = None
+    paths: dict | None = None
+    attention: dict | None = None
 
     @property
     def unit(self) -> str:
@@ -106,6 +108,13 @@ class Explanation:
         if self.shap_lags:
             cells = ", ".join(f"{n} lag {lag}" for n, lag in self.top_lags(3, self.shap_lags))
             lines.append(f"Largest mean |SHAP| attributions: {cells}.")
+        if self.paths:
+            size = self.paths["mean_abs"]
+            lines.append(
+                f"Linear path: {self.paths['linear_share']:.0%} of the learnt part of the "
+                f"forecast (mean |linear| {size['linear']:.4g} against |recurrent| "
+                f"{size['recurrent']:.4g}, real units)."
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -130,11 +139,13 @@ class Explanation:
             "top_shap_lags": [
                 {"column": n, "lag": lag} for n, lag in self.top_lags(3, self.shap_lags)
             ],
+            "paths": self.paths,
+            "attention": self.attention,
         }
 
     def save(self, directory) -> list[Path]:
         """Write `explain.json`, `importance.png` and (series) `lags.png` into `directory`."""
-        from keras_lstm.plots import importance_figure, lag_figure, save_figure
+        from keras_lstm.plots import attention_figure, importance_figure, lag_figure, save_figure
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -151,6 +162,9 @@ class Explanation:
             written.append(save_figure(figure, directory / "shap.png"))
         if self.shap_values is not None:
             written.append(self._save_shap_values(directory / "shap_per_forecast.csv"))
+        if self.attention:
+            figure = attention_figure(self.attention)
+            written.append(save_figure(figure, directory / "attention.png"))
         return written
 
     def _save_shap_values(self, path: Path) -> Path:
@@ -271,6 +285,8 @@ def explain(
                 [values[:, :, channels].sum(axis=2) for channels in groups.values()], axis=2
             )
     return Explanation(
+        paths=path_shares(bundle, x),
+        attention=attention_weights(bundle, x, prepared.sample_index(final.validation)),
         shap_lags=shap_lags,
         shap_values=shap_values,
         shap_index=[str(i) for i in prepared.sample_index(final.validation)]
@@ -285,6 +301,67 @@ def explain(
         repeats=repeats,
         seconds=time.perf_counter() - started,
     )
+
+
+ATTENTION_SAMPLES = 20  # test samples whose attention weights are kept
+
+
+def path_shares(bundle, x: np.ndarray) -> dict | None:
+    """How much of the forecast each path carries, for models with a linear path
+    (`model.linear_path`): the mean absolute `recurrent` and `linear` terms and `base`
+    (the last value or seasonal naive the window normalization maps back onto) over the test
+    windows `x`, in the first target's real units, and `linear_share`, the linear path's part
+    of the two learnt terms; None without a linear path.
+
+    Example:
+        >>> path_shares(bundle, x)["linear_share"]  # doctest: +SKIP
+        0.62
+    """
+    layer = next((a for a in bundle.model.layers if type(a).__name__ == "WindowNormalized"), None)
+    if layer is None or layer.highway is None:
+        return None
+    parts = {name: np.asarray(value, np.float64) for name, value in layer.parts(x).items()}
+    target = bundle.preprocessing.get("target_scaler")
+    scale = abs(float(target["scale"][0])) if target is not None else 1.0
+    size = {name: float(np.mean(np.abs(value[..., 0]))) * scale for name, value in parts.items()}
+    learnt = size["linear"] + size["recurrent"]
+    return {"mean_abs": size, "linear_share": size["linear"] / learnt if learnt else 0.0}
+
+
+def attention_weights(bundle, x: np.ndarray, index, count: int = ATTENTION_SAMPLES):
+    """For models with attention pooling (`model.pooling: attention`), the weight of each
+    step of the first `count` test samples `x`: `{"stride": S, "samples": {id: [weights]}}`,
+    where weight `k` covers input steps `k * S` to `(k + 1) * S - 1` (S is the pooling of the
+    convolutional front; 1 without one) and the weights of a sample's valid steps add up to
+    one. None without attention pooling.
+    """
+    import keras
+
+    from keras_lstm.sequence_layers import AttentionPooling, AttentionWeights
+
+    pools = [a for a in bundle.model.layers if isinstance(a, AttentionPooling)]
+    if not pools:
+        return None
+    features, mask = _layer_input(pools[0])
+    probe = keras.Model(bundle.model.inputs, AttentionWeights(pools[0])(features, mask=mask))
+    some = np.asarray(x[:count], np.float32)
+    weights = np.asarray(probe.predict(some, verbose=0), np.float64)
+    stride = max(1, int(round(some.shape[1] / weights.shape[1])))
+    valid = np.any(some != PAD_VALUE, axis=-1).sum(axis=1) if some.ndim == 3 else None
+    samples = {}
+    for i, key in enumerate(index[:count]):
+        steps = weights.shape[1] if valid is None else -(-int(valid[i]) // stride)
+        samples[str(key)] = weights[i, :steps].tolist()
+    return {"stride": stride, "samples": samples}
+
+
+def _layer_input(layer):
+    """The symbolic input of a layer of a functional or `Sequential` model, and the mask it
+    was called with (Keras records a masked call's input as `[inputs, mask]`)."""
+    inputs = layer.input
+    if isinstance(inputs, (list, tuple)):
+        return inputs[0], inputs[1] if len(inputs) > 1 else None
+    return inputs, None
 
 
 SHAP_BACKGROUND = 100  # training windows SHAP integrates from

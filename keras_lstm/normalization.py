@@ -117,6 +117,35 @@ class WindowNormalized(keras.layers.Layer):
         level = x[:, -1:, :] if self.center == "last" else mean
         return level, spread
 
+    def parts(self, inputs) -> dict:
+        """The forecast of `call`, split into the terms that add up to it, each in the output's
+        units: `recurrent` (the core's output), `linear` (the linear path's; absent without
+        one), each mapped back by the window's spread, and `base` (the last value, or the
+        seasonal naive, of each target; zero without window statistics).
+
+        Example:
+            >>> parts = layer.parts(windows)  # doctest: +SKIP
+            >>> sum(parts.values()) - layer(windows)  # doctest: +SKIP
+            0.0
+        """
+        if self.center == "none":
+            normalized, spread, base = inputs, None, None
+        else:
+            level, spread = self.statistics(inputs)
+            normalized = (inputs - level) / spread
+        out = {"recurrent": self.core(normalized, training=False)}
+        if self.highway is not None:
+            out["linear"] = self.highway(normalized, training=False)
+        if self.center == "none" or not self.target_channels:
+            out["base"] = ops.zeros_like(out["recurrent"])
+            return out
+        channels = list(self.target_channels)
+        base = level if self.base_steps is None else ops.take(inputs, self.base_steps, axis=1)
+        scale = ops.take(spread, channels, axis=2)
+        out = {name: value * scale for name, value in out.items()}
+        out["base"] = ops.take(base, channels, axis=2) + ops.zeros_like(out["recurrent"])
+        return out
+
     def call(self, inputs, training=None):
         if self.center == "none":
             normalized = inputs

@@ -311,6 +311,20 @@ def lag_figure(table: dict, unit: str, title: str):
     return fig
 
 
+def attention_figure(attention: dict, count: int = 4):
+    """The attention weights of up to `count` test samples (`Explanation.attention`), one
+    panel each, drawn over the input steps they cover."""
+    samples = list(attention["samples"].items())[:count]
+    stride = attention["stride"]
+    fig, axes = _pyplot().subplots(len(samples), 1, figsize=(8, 1.6 * len(samples)), squeeze=False)
+    for ax, (name, weights) in zip(axes[:, 0], samples, strict=True):
+        starts = np.arange(len(weights)) * stride
+        ax.bar(starts, weights, width=stride, align="edge", color="tab:orange")
+        ax.set(ylabel="weight", title=f"{name}: attention per input step")
+    axes[-1, 0].set_xlabel("input step")
+    return fig
+
+
 def save_figure(fig, path: str | Path) -> Path:
     """Write `fig` to `path` as a PNG (and close it)."""
     return _save(fig, Path(path))

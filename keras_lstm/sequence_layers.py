@@ -196,19 +196,44 @@ class AttentionPooling(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs, mask=None):
+    def attention(self, inputs, mask=None):
+        """The weight of each step `(batch, time, 1)`: a softmax over the valid steps."""
         scores = ops.matmul(inputs, self.score)  # (batch, time, 1)
         # exp(s - max s) times the mask: a masked softmax without a large negative constant
         weights = ops.exp(scores - ops.max(scores, axis=1, keepdims=True))
         weights = weights * _float_mask(mask, inputs)
-        weights = weights / ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1e-9)
-        return ops.sum(weights * inputs, axis=1)
+        return weights / ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1e-9)
+
+    def call(self, inputs, mask=None):
+        return ops.sum(self.attention(inputs, mask) * inputs, axis=1)
 
     def compute_mask(self, inputs, mask=None):
         return None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
+
+
+class AttentionWeights(keras.layers.Layer):
+    """The weights an `AttentionPooling` layer gives each step, as an output (for
+    explanations: `keras_lstm.explanation`); it shares the pooling layer's score.
+
+    Example:
+        >>> pool = AttentionPooling(); _ = pool(np.ones((1, 4, 2), "float32"))
+        >>> AttentionWeights(pool)(np.ones((1, 4, 2), "float32")).numpy().ravel().tolist()
+        [0.25, 0.25, 0.25, 0.25]
+    """
+
+    def __init__(self, pooling: AttentionPooling, **kwargs):
+        super().__init__(**kwargs)
+        self.pooling = pooling
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        return self.pooling.attention(inputs, mask)[..., 0]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 SEQUENCE_LAYERS = {

@@ -44,6 +44,14 @@ def test_the_only_cause_ranks_first_at_its_lag(driven):
     assert len(result.lags["x1"]) == 8
     assert all(len(c["repeats"]) == 3 for c in result.columns.values())
     assert "x1" in result.summary() and f"x1 lag {LAG}" in result.summary()
+    # the default forecaster has a linear path: its share of the learnt part of the forecast
+    paths = result.paths
+    assert set(paths["mean_abs"]) == {"recurrent", "linear", "base"}
+    size = paths["mean_abs"]
+    assert paths["linear_share"] == pytest.approx(
+        size["linear"] / (size["linear"] + size["recurrent"])
+    )
+    assert 0.0 < paths["linear_share"] < 1.0 and "Linear path" in result.summary()
 
 
 def test_importance_is_the_rise_in_test_rmse_when_a_column_is_shuffled(driven):
@@ -98,7 +106,7 @@ def test_explain_writes_json_and_plots_from_the_cli(driven, tmp_path, capsys):
     assert json.loads((out / "explain.json").read_text()) == saved  # nothing overwritten
 
 
-def test_bad_arguments_are_clear_errors(driven):
+def test_bad_arguments_are_clear_errors(driven, monkeypatch):
     frame, bundle = driven
     with pytest.raises(DataError, match="repeats"):
         keras_lstm.explain(bundle, frame, repeats=0)
@@ -106,9 +114,10 @@ def test_bad_arguments_are_clear_errors(driven):
         keras_lstm.explain(bundle)  # trained on a DataFrame: the data must be given
     import keras
 
-    if keras.backend.backend() != "tensorflow":  # SHAP's gradients are TensorFlow's
-        with pytest.raises(ConfigError, match="KERAS_BACKEND=tensorflow"):
-            keras_lstm.explain(bundle, frame, shap=True)
+    # SHAP's gradients are TensorFlow's: on another backend the error says what to set
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ConfigError, match="KERAS_BACKEND=tensorflow"):
+        keras_lstm.explain(bundle, frame, shap=True)
 
 
 def _two_channel_sequences(per_class=20, seed=0) -> pd.DataFrame:
@@ -149,7 +158,35 @@ def test_sequence_classifier_importance_finds_the_telling_channel():
     assert result.score >= 0.8  # the model learnt the classes
     assert result.top_columns(1) == ["a"]
     assert result.columns["a"]["mean"] > 0.2 > result.columns["b"]["mean"]
-    assert result.lags == {}
+    assert result.lags == {} and result.paths is None  # no lags, no linear path
+    # attention pooling (the classifier default): per sample, the weights of its valid steps
+    # add up to one, and the pooling's output is their weighted sum of its input
+    import keras
+
+    from keras_lstm.sequence_layers import AttentionPooling
+
+    attention = result.attention
+    stride = attention["stride"]
+    pool = next(a for a in bundle.model.layers if isinstance(a, AttentionPooling))
+    features_in = pool.input[0] if isinstance(pool.input, list) else pool.input
+    probe = keras.Model(bundle.model.inputs, [features_in, pool.output])
+    rows = prepare(bundle.config, frame).plan.final.validation
+    test = [r for r, _ in frame.groupby("rec", sort=False)]
+    lengths = frame.groupby("rec", sort=False).size()
+    for name, weights in attention["samples"].items():
+        assert len(weights) == -(-int(lengths[name]) // stride)
+        assert sum(weights) == pytest.approx(1.0, abs=1e-5)
+    assert len(attention["samples"]) == min(len(rows), 20) and len(test) == 40
+    from keras_lstm.data.sequences import pad
+
+    first = list(attention["samples"])[0]
+    one = frame[frame.rec == first][["a", "b"]].to_numpy()
+    scaled = (one - bundle.preprocessing["feature_scaler"]["center"]) / bundle.preprocessing[
+        "feature_scaler"
+    ]["scale"]
+    features, pooled = probe.predict(pad([scaled]).astype(np.float32), verbose=0)
+    w = np.asarray(attention["samples"][first])
+    np.testing.assert_allclose((w[:, None] * features[0, : len(w)]).sum(0), pooled[0], atol=1e-4)
 
 
 def test_text_is_explained_by_the_tokens_that_decide_the_label():

@@ -58,6 +58,25 @@ def test_forward_matches_numpy(center, channels):
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("season", [1, 4])
+def test_parts_add_up_to_the_forecast(season):
+    """`recurrent + linear + base` is the layer's output; `base` is the last value (or, with
+    a season, the value one season back), computed here independently."""
+    core, _ = _linear_core(2, horizon=2, targets=1, seed=1)
+    layer = WindowNormalized(core, (1,), linear=True, season=season)
+    x = _windows()
+    out = np.asarray(layer(x))
+    highway = layer.highway.layers[-2]  # Flatten, Dense, Reshape: its Dense
+    highway.set_weights([np.full(w.shape, 0.1, np.float32) for w in highway.get_weights()])
+    out = np.asarray(layer(x))
+    parts = {k: np.asarray(v) for k, v in layer.parts(x).items()}
+    assert set(parts) == {"recurrent", "linear", "base"}
+    np.testing.assert_allclose(sum(parts.values()), out, rtol=1e-5, atol=1e-4)
+    steps = [LOOKBACK - 1] * 2 if season == 1 else [LOOKBACK + k - season for k in range(2)]
+    np.testing.assert_allclose(parts["base"][:, :, 0], x[:, steps, 1], rtol=1e-6)
+    assert np.abs(parts["linear"]).mean() > 0.01  # the linear path's own term
+
+
 def test_forecast_follows_shift_and_scale_of_the_window():
     """f(a * x + b) = a * f(x) + b: a window far outside any training range is forecast as its
     own level and spread say, which a global scaler cannot do."""
