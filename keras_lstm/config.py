@@ -31,7 +31,7 @@ AUTO = "auto"
 # `model.conv_kernel_size: auto`: these, then 3 for any further layer
 AUTO_KERNELS = (8, 5, 3)
 CALENDAR_FEATURES = ("hour", "day_of_week", "day_of_month", "month", "day_of_year")
-SCALERS = ("auto", "window", "sequence", "standard", "minmax", "robust", "none")
+SCALERS = ("auto", "window", "sequence", "cv", "standard", "minmax", "robust", "none")
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 CELLS = ("lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -164,11 +164,11 @@ class DataConfig:
             the model, each whole sequence standardized per channel by its own valid steps,
             with each channel's log spread and signed log level kept as extra channels
             (whole sequences only); `standard`, `minmax`, `robust` or `none`, fitted on
-            training rows only; `auto`: `window` for forecasting series; for whole sequences
-            `sequence` or `standard`, chosen by the cross-validation where the training
-            sequences differ in level or spread per channel (`sequence` where they are alike);
-            `standard` for classification of a series and text (chosen by
-            `benchmarks/accuracy.py`).
+            training rows only; `cv` (whole sequences): `sequence` or `standard`, chosen by the
+            cross-validation where the training sequences differ in level or spread per
+            channel (each candidate's CV score in `metrics.json`); `auto`: `window` for
+            forecasting series, `sequence` for whole sequences, `standard` for classification
+            of a series and text (chosen by `benchmarks/accuracy.py`).
         test_size: fraction (0-1) or row count of the held-out tail.
         test_path: a separate CSV holding the test data instead of the tail.
         season: seasonal period for the seasonal-naive baseline and MASE.

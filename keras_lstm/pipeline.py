@@ -2,7 +2,7 @@
 
 The CLI (`keras-lstm train`, `quickstart`) and tuning's refit all go through here, so a run
 folder always has the same layout: `bundle/`, `metrics.json`, `backup/` (and
-`scaler-NAME/backup/` for each scaler a whole-sequence `data.scaler: auto` cross-validated).
+`scaler-NAME/backup/` for each scaler a whole-sequence `data.scaler: cv` cross-validated).
 
 Example:
     >>> from keras_lstm.pipeline import summary_table, train_and_save
@@ -65,7 +65,7 @@ def summary_table(metrics: dict, task: str) -> str:
 
 
 def scaler_line(metrics: dict) -> str:
-    """The scaler `data.scaler: auto` chose by cross-validation and each candidate's CV
+    """The scaler `data.scaler: cv` chose by cross-validation and each candidate's CV
     score (empty where nothing was chosen between).
 
     Example:

@@ -373,10 +373,8 @@ def test_default_classifier_separates_classes_by_level_and_by_shape(kind):
         "training": {"epochs": 40, "cv_splits": 2},
     }
     bundle = fit(config, _synthetic_classes(kind), verbose=0)
-    training = bundle.metrics["training"]
-    # levels differ across sequences, so `auto` cross-validates both scalers and keeps one
-    assert set(training["scaler_choice"]["cv"]) == {"sequence", "standard"}
-    assert training["scaler"] == training["scaler_choice"]["chosen"]
+    assert bundle.metrics["training"]["scaler"] == "sequence"
+    assert "scaler_choice" not in bundle.metrics["training"]  # auto: no cross-validated choice
     assert bundle.metrics["test"]["accuracy"] >= 0.9
 
 
@@ -395,16 +393,25 @@ def test_sequences_alike_follows_each_channels_level_and_spread():
     assert not sequences_alike(spread)
 
 
-def test_auto_scaler_candidates_follow_the_data():
+def test_cv_scaler_candidates_follow_the_data():
     config = {
         "task": "classification",
-        "data": {"series_id": "rec", "label": "g", "time_column": "step", "test_size": 0.25},
+        "data": {
+            "series_id": "rec",
+            "label": "g",
+            "time_column": "step",
+            "test_size": 0.25,
+            "scaler": "cv",
+        },
         "training": {"cv_splits": 2},
     }
     frame = _synthetic_classes("level")
     assert prepare(load_config(config), frame).scaler_candidates == ("sequence", "standard")
-    explicit = load_config(config).replace(**{"data.scaler": "standard"})
-    assert prepare(explicit, frame).scaler_candidates == ("standard",)
+    for name in ("standard", "auto"):  # an explicit scaler, and the default: no choice
+        explicit = load_config(config).replace(**{"data.scaler": name})
+        assert prepare(explicit, frame).scaler_candidates == (prepare(explicit, frame).scaler,)
+    with pytest.raises(ConfigError, match="scaler: cv"):
+        _ = prepare(load_config({"data": {"targets": ["x"], "scaler": "cv"}}), frame[["x"]]).scaler
     normalized = frame.copy()
     normalized["x"] = normalized.groupby("rec")["x"].transform(lambda x: (x - x.mean()) / x.std())
     assert prepare(load_config(config), normalized).scaler_candidates == ("sequence",)
@@ -413,7 +420,7 @@ def test_auto_scaler_candidates_follow_the_data():
     assert chosen.with_scaler("standard").config.training.backup_dir.endswith("scaler-standard")
 
 
-def test_auto_scaler_is_the_cross_validations_choice(tmp_path):
+def test_cv_scaler_is_the_cross_validations_choice(tmp_path):
     """Each candidate's recorded CV score is that of a cross-validation with the scaler set
     explicitly (same seed), the kept one ranks best by accuracy then validation loss, and the
     bundle's model is built for it (a `SequenceStandardized` layer only under `sequence`)."""
@@ -426,7 +433,13 @@ def test_auto_scaler_is_the_cross_validations_choice(tmp_path):
         {
             "task": "classification",
             "seed": 1,
-            "data": {"series_id": "rec", "label": "g", "time_column": "step", "test_size": 0.25},
+            "data": {
+                "series_id": "rec",
+                "label": "g",
+                "time_column": "step",
+                "test_size": 0.25,
+                "scaler": "cv",
+            },
             "model": {"units": [4], "conv_filters": [4], "conv_pool": 1},
             "training": {"epochs": 3, "cv_splits": 2},
         }

@@ -65,6 +65,12 @@ def add_command(commands) -> None:
         help="a step model: one time step per invoke(), the LSTM state kept between calls "
         "(unidirectional LSTM stacks)",
     )
+    export.add_argument(
+        "--adaptable",
+        action="store_true",
+        help="a float32 file that keeps learning on the device: signatures infer, train, "
+        "save, restore and reset (window-normalized forecasters of one series)",
+    )
     export.set_defaults(run=run_export)
 
 
@@ -125,6 +131,8 @@ def run_export(args) -> int:
         return 0
     if fmt not in FORMATS:
         raise ExportError(f"Expected --format {', '.join(FORMATS)}. Received: {fmt!r}")
+    if getattr(args, "adaptable", False):
+        return _run_adaptable(args, bundle, folder)
     mode = args.quantize
     streaming = bool(getattr(args, "streaming", False))
     suffix = "-streaming" if streaming else ""
@@ -179,6 +187,40 @@ def run_export(args) -> int:
             f"  kept in float32: {floats or 'nothing'} ({kept['float_weights_share']:.0%} of the "
             f"file in float weights); calibration margin {report['calibration_margin']:g}"
         )
+    print(f"  report: {report_path(out)}")
+    return 0
+
+
+def _run_adaptable(args, bundle, folder: Path) -> int:
+    """`export --adaptable`: the float32 file with train/save/restore/reset signatures."""
+    from tflite_export.adaptable import export_adaptable
+
+    if args.format != "tflite" or getattr(args, "streaming", False):
+        raise ExportError("--adaptable writes a .tflite file: use it without --format/--streaming.")
+    if args.quantize not in ("float32", "int8"):  # int8 is the default of --quantize
+        raise ExportError(
+            f"--adaptable files are float32 (the weights change on the device); drop "
+            f"--quantize {args.quantize}."
+        )
+    out = Path(args.out or folder / "model-adaptable.tflite")
+    if out.exists():
+        print(f"Note: {out} and its report exist and are replaced by this export.")
+    kwargs = {} if args.max_error is None else {"max_error": args.max_error}
+    report = export_adaptable(bundle, out, **kwargs)
+    settings = report["adaptation"]
+    print(f"{out}: {report['size_bytes']:,} bytes, float32, builtin ops only, adaptable")
+    print(f"  signatures: {', '.join(settings['signatures'])}")
+    print(
+        f"  adapts {', '.join(settings['layers'])} ({settings['state_size']} weights), SGD "
+        f"learning rate {settings['learning_rate']:g}, batches of {settings['batch_size']}"
+    )
+    print(
+        f"  parity of infer vs Keras on {report['validation_windows']} held-out windows: "
+        f"relative RMSE {report['relative_rmse']:.4g}"
+    )
+    micro = report["micro"]
+    if micro["missing_ops"]:
+        print(f"  TFLite Micro lacks: {', '.join(micro['missing_ops'])}")
     print(f"  report: {report_path(out)}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 
 from keras_lstm.data.preprocessing import Preprocessing
 from keras_lstm.errors import BundleError, DataError
+from keras_lstm.files import atomic_write_bytes
 from tflite_export import runtime
 from tflite_export.runtime import report_path
 
@@ -114,7 +116,124 @@ class LitePredictor:
     def predict_scaled(self, windows: np.ndarray) -> np.ndarray:
         """Raw model outputs for scaled windows `(n, lookback, features)`, one invoke each."""
         dtype = np.int32 if self.pre.kind == "text" else np.float32
+        if self.adaptable:
+            return runtime.infer_windows(self.interpreter, np.asarray(windows, dtype))
         return runtime.run_windows(self.interpreter, np.asarray(windows, dtype))
+
+    # --- adaptation on the device (`keras-lstm export --adaptable`) -----------------------------
+
+    @property
+    def adaptable(self) -> bool:
+        """Whether the file keeps learning on the device (`tflite_export.adaptable`)."""
+        return isinstance(self.report.get("adaptation"), dict)
+
+    def training_pairs(self, source) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled `(windows, targets)` of every complete window of raw rows `source` whose
+        next `horizon` rows are there too: `(n, lookback, features)` and `(n, horizon,
+        targets)`, as the training of the bundle scaled them."""
+        self._require_adaptable("training_pairs")
+        features, _ = self.pre._rows(source)
+        names = list(self.pre.feature_names)
+        channels = [names.index(t) for t in self.pre.target_names]  # checked at export
+        targets = features[:, channels].astype(np.float64)
+        if self.pre.feature_scaler is not None:
+            features = self.pre.feature_scaler.transform(features)
+        if self.pre.target_scaler is not None:
+            targets = self.pre.target_scaler.transform(targets)
+        lookback, horizon = self.lookback, self.pre.horizon
+        count = len(features) - lookback - horizon + 1
+        if count < 1:
+            raise DataError(
+                f"Adapting needs at least lookback + horizon = {lookback + horizon} rows (a "
+                f"window and the targets after it); received {len(features)}."
+            )
+        starts = np.arange(count)
+        windows = np.stack([features[i : i + lookback] for i in starts]).astype(np.float32)
+        after = np.stack([targets[i + lookback : i + lookback + horizon] for i in starts])
+        return windows, after.astype(np.float32)
+
+    def adapt(self, source, epochs: int | None = None, seed: int = 0) -> list[float]:
+        """Keep learning on new raw rows: the `train` signature over their (window, target)
+        pairs, in batches of the file's batch size (the last, incomplete batch is left out),
+        shuffled with `seed`, for `epochs` passes (default the report's). Only the output
+        layer and the linear path change, each weight within the report's bound of its
+        shipped value; `reset_weights` undoes it all.
+
+        Returns:
+            The loss of each step (mean squared error in scaled units, before the step).
+
+        Raises:
+            BundleError: the file is not adaptable.
+            DataError: the rows are bad, or fewer than one batch of pairs.
+
+        Example:
+            >>> predictor = LitePredictor("adaptable.tflite")  # doctest: +SKIP
+            >>> losses = predictor.adapt("last_week.csv")  # doctest: +SKIP
+            >>> predictor.save_state("weights.npy")  # doctest: +SKIP
+        """
+        self._require_adaptable("adapt")
+        settings = self.report["adaptation"]
+        epochs = settings["epochs"] if epochs is None else epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise DataError(f"epochs must be a whole number >= 1; received {epochs!r}.")
+        windows, targets = self.training_pairs(source)
+        batch = int(settings["batch_size"])
+        if len(windows) < batch:
+            raise DataError(
+                f"Adapting needs at least one batch of {batch} (window, target) pairs: "
+                f"{self.lookback + self.pre.horizon + batch - 1} rows; received "
+                f"{len(windows) + self.lookback + self.pre.horizon - 1}."
+            )
+        runner = self.interpreter.get_signature_runner("train")
+        rng = np.random.default_rng(seed)
+        losses = []
+        for _ in range(epochs):
+            order = rng.permutation(len(windows))
+            for start in range(0, len(order) - batch + 1, batch):
+                rows = order[start : start + batch]
+                self.interpreter.reset_all_variables()  # the LSTM state, not the weights
+                out = runner(windows=windows[rows], targets=targets[rows])
+                losses.append(float(out["loss"]))
+        return losses
+
+    def state(self) -> np.ndarray:
+        """The adapted weights, as one float32 vector (`report["adaptation"]["layers"]`)."""
+        self._require_adaptable("state")
+        return np.array(self.interpreter.get_signature_runner("save")()["state"])
+
+    def save_state(self, path) -> Path:
+        """Write the adapted weights to `path` (`.npy`), atomically."""
+        buffer = io.BytesIO()
+        np.save(buffer, self.state(), allow_pickle=False)
+        atomic_write_bytes(path, buffer.getvalue())
+        return Path(path)
+
+    def load_state(self, path) -> None:
+        """Load weights `save_state` wrote (checked: a float32 vector of the file's size)."""
+        self._require_adaptable("load_state")
+        size = int(self.report["adaptation"]["state_size"])
+        try:
+            state = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{str(path)!r} is not a saved state ({err}).") from None
+        if state.dtype != np.float32 or state.shape != (size,) or not np.isfinite(state).all():
+            raise DataError(
+                f"{str(path)!r} holds {state.dtype} {state.shape}; this file's state is "
+                f"{size} finite float32 numbers. Load a state saved from the same export."
+            )
+        self.interpreter.get_signature_runner("restore")(state=state)
+
+    def reset_weights(self) -> None:
+        """Back to the shipped weights: the forecasts are the exported file's again."""
+        self._require_adaptable("reset_weights")
+        self.interpreter.get_signature_runner("reset")()
+
+    def _require_adaptable(self, name: str) -> None:
+        if not self.adaptable:
+            raise BundleError(
+                f"`{name}` needs an adaptable model; {str(self.path)!r} is not one. Export one "
+                "with `keras-lstm export BUNDLE --adaptable`."
+            )
 
     def predict(self, source) -> pd.DataFrame:
         """Predict for every sample of `source`, in real units: the DataFrame `Bundle.predict`

@@ -131,6 +131,27 @@ def run_windows(lite, windows: np.ndarray) -> np.ndarray:
     return _run_each(lite, windows, lambda window: [window[None]])
 
 
+def allocate_signatures(lite) -> None:
+    """Allocate the tensors of every signature's subgraph, as a signature runner does on its
+    first call: `reset_all_variables` reads every subgraph's variable tensors, and fails on
+    one that was never allocated (the `train` subgraph before the first step)."""
+    wrapper = lite._interpreter  # what `SignatureRunner.__call__` itself calls
+    for key in lite.get_signature_list():
+        wrapper.AllocateTensors(wrapper.GetSubgraphIndexFromSignature(key))
+
+
+def infer_windows(lite, windows: np.ndarray) -> np.ndarray:
+    """The `infer` signature of an adaptable file (`tflite_export.adaptable`) on each window
+    alone, the LSTM state reset before each."""
+    allocate_signatures(lite)
+    runner = lite.get_signature_runner("infer")
+    outputs = []
+    for window in np.asarray(windows, np.float32):
+        lite.reset_all_variables()
+        outputs.append(runner(window=window[None])["prediction"][0])
+    return np.stack(outputs) if outputs else np.zeros((0,), np.float32)
+
+
 def valid_steps(window: np.ndarray, mask_value: float | None) -> np.ndarray:
     """The steps of a window before its trailing padding (every feature equal to
     `mask_value`); all of them when `mask_value` is None."""

@@ -703,7 +703,7 @@ def _run_folder(out_dir):
 
 
 SCALER_RULE = (
-    "data.scaler auto on whole sequences whose levels or spreads differ: the candidate with the "
+    "data.scaler cv on whole sequences whose levels or spreads differ: the candidate with the "
     "best cross-validation score (accuracy, then validation loss; RMSE for regression), the "
     "first on a tie"
 )
@@ -713,8 +713,8 @@ def choose_scaler(prepared: Prepared, out_dir, verbose) -> tuple[Prepared, CVRes
     """Cross-validate each of `prepared.scaler_candidates` and keep the best.
 
     Returns the data prepared for the chosen scaler, its `CVResult`, and the choice as
-    recorded in `metrics.json` under `training.scaler_choice` (None where there was one
-    candidate and `data.scaler` was not `auto` on whole sequences). Each candidate's folds
+    recorded in `metrics.json` under `training.scaler_choice` (None unless `data.scaler` is
+    `cv`, on whole sequences). Each candidate's folds
     are backed up in their own `OUT/scaler-NAME/backup` folder, so a resumed run skips the
     candidates it finished.
 
@@ -728,7 +728,7 @@ def choose_scaler(prepared: Prepared, out_dir, verbose) -> tuple[Prepared, CVRes
     if len(candidates) == 1:
         cv = cross_validate(config, out_dir=out_dir, verbose=verbose, prepared=prepared)
         choice = None
-        if config.data.scaler == "auto" and prepared.kind == "sequences":
+        if config.data.scaler == "cv" and prepared.kind == "sequences":
             choice = {
                 "chosen": prepared.scaler,
                 "cv": {prepared.scaler: _cv_score(cv)},
@@ -739,7 +739,7 @@ def choose_scaler(prepared: Prepared, out_dir, verbose) -> tuple[Prepared, CVRes
     results = {}
     for name in candidates:
         candidate = prepared.with_scaler(name)
-        _say(verbose, f"data.scaler auto: cross-validating the {name!r} scaler")
+        _say(verbose, f"data.scaler cv: cross-validating the {name!r} scaler")
         sub = Path(out_dir) / f"scaler-{name}" if out_dir else None
         results[name] = (
             candidate,
@@ -747,7 +747,7 @@ def choose_scaler(prepared: Prepared, out_dir, verbose) -> tuple[Prepared, CVRes
         )
     scores = {name: _cv_score(cv) for name, (_, cv) in results.items()}
     chosen = min(candidates, key=lambda name: _cv_rank(scores[name]))
-    _say(verbose, f"data.scaler auto: {chosen!r} (cross-validation {scores})")
+    _say(verbose, f"data.scaler cv: {chosen!r} (cross-validation {scores})")
     choice = {"chosen": chosen, "cv": scores, "rule": SCALER_RULE}
     return (*results[chosen], choice)
 

@@ -31,7 +31,7 @@ from keras_lstm.data.text import fit_vocabulary, vectorize
 from keras_lstm.data.windows import WindowData
 from keras_lstm.errors import ConfigError, DataError
 
-# `data.scaler: auto` on whole sequences: the scalers the cross-validation chooses between
+# `data.scaler: cv` on whole sequences: the scalers the cross-validation chooses between
 # (`keras_lstm.training.loop.choose_scaler`), the one kept on a tie first
 SEQUENCE_SCALERS = ("sequence", "standard")
 # training sequences whose per-channel level and log spread vary across sequences by less
@@ -143,14 +143,23 @@ class Prepared:
     def scaler(self) -> str:
         """`data.scaler` with `auto` resolved: `window` for forecasting series (one or many)
         whose targets are among the inputs, `sequence` for whole sequences, else
-        `standard`."""
+        `standard`. `cv` (whole sequences) is `sequence` until `choose_scaler` has chosen."""
         chosen = self.config.data.scaler
-        if chosen == "sequence" and self.kind != "sequences":
-            raise ConfigError(
-                "`data.scaler: sequence` standardizes each whole sequence by its own statistics; "
-                f"it needs whole sequences (`data.series_id` with `data.label`), not {self.kind}. "
-                "Choose `window` for a series, or `standard`, `minmax`, `robust` or `none`."
-            )
+        for name in ("sequence", "cv"):
+            if chosen == name and self.kind != "sequences":
+                raise ConfigError(
+                    f"`data.scaler: {name}` "
+                    + (
+                        "standardizes each whole sequence by its own statistics; "
+                        if name == "sequence"
+                        else "chooses between a per-sequence and a global scaler; "
+                    )
+                    + "it needs whole sequences (`data.series_id` with `data.label`), not "
+                    f"{self.kind}. Choose `window` for a series, or `standard`, `minmax`, "
+                    "`robust` or `none`."
+                )
+        if chosen == "cv":
+            return "sequence"
         if chosen != "auto":
             return chosen
         if self.kind == "sequences":
@@ -164,19 +173,20 @@ class Prepared:
     def scaler_candidates(self) -> tuple[str, ...]:
         """The scalers the cross-validation chooses between (`choose_scaler`).
 
-        With `data.scaler: auto`, whole sequences whose training sequences differ in level or
+        With `data.scaler: cv`, whole sequences whose training sequences differ in level or
         spread per channel try both `SEQUENCE_SCALERS`: the per-sequence scaler keeps the
         shape at any scale, the global one keeps the level and spread as the values
         themselves, and either may be what tells the classes apart. Sequences already alike
         in level and spread (`sequences_alike`, such as z-normalized ones) look the same
         under both, so they take `sequence` without a second cross-validation. Anything
-        else has the one `scaler`.
+        else (`auto` among them: on the development suite the cross-validation's choice lost
+        to the per-sequence scaler, BENCHMARKS.md) has the one `scaler`.
 
         Example:
             >>> prepare(config, frame).scaler_candidates  # doctest: +SKIP
             ('sequence', 'standard')
         """
-        if self.config.data.scaler != "auto" or self.kind != "sequences":
+        if self.config.data.scaler != "cv" or self.kind != "sequences":
             return (self.scaler,)
         seqs = self.sequences.sequences
         if sequences_alike([seqs[i] for i in self.plan.final.train]):
