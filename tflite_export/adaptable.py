@@ -231,14 +231,14 @@ def export_adaptable(
         "micro": micro_support(content).to_dict(),
         "adaptation": {
             "signatures": list(SIGNATURES),
-            "layers": module.names,
+            "layers": list(module.names),
             "shapes": [list(v.shape) for v in module.adapted],
             "state_size": int(sum(module.sizes)),
             "learning_rate": float(learning_rate),
             "batch_size": ADAPT_BATCH,
             "epochs": ADAPT_EPOCHS,
             "max_change": float(max_change),
-            "bounds": module.bounds,
+            "bounds": list(module.bounds),
             "loss": "mean squared error of the scaled targets",
         },
     }

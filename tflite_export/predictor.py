@@ -92,6 +92,8 @@ class LitePredictor:
                 f"{str(path)!r} is not a readable TFLite model ({first}). The file may be "
                 "truncated: export it again."
             ) from None
+        if self.adaptable:  # every signature's tensors, so that a state reset reaches all
+            runtime.allocate_signatures(self.interpreter)
         self.pre = Preprocessing.from_dict(self._preprocessing(), str(json_path))
         self.preprocessing = self.report.get("preprocessing") or {}
         self.lookback = self.pre.lookback
