@@ -156,6 +156,7 @@ def test_sequence_classifier_importance_finds_the_telling_channel():
     result = keras_lstm.explain(bundle, frame, repeats=5)
     assert result.metric == "accuracy" and result.kind == "sequences"
     assert result.score >= 0.8  # the model learnt the classes
+    assert result.score == pytest.approx(bundle.metrics["test"]["accuracy"])  # the test part
     assert result.top_columns(1) == ["a"]
     assert result.columns["a"]["mean"] > 0.2 > result.columns["b"]["mean"]
     assert result.lags == {} and result.paths is None  # no lags, no linear path

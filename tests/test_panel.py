@@ -163,3 +163,19 @@ def test_intervals_of_series_scaled_one_by_one_scale_with_each_series():
     lower, upper = bundle.report["test_bounds"][0.8]
     true = bundle.report["test_true"]
     assert coverage == pytest.approx(np.mean((true >= lower) & (true <= upper)))
+
+
+@pytest.mark.parametrize("per_series", [False, True])
+def test_many_series_are_explained_in_their_own_units(per_series):
+    """Permutation importance on many series (one global model; also with each series'
+    own scalers): the score is the bundle's test RMSE, and `size` (a per-meter constant)
+    and `load` are both columns of the explanation."""
+    import keras_lstm
+
+    frame = _meters()
+    config = load_config(CONFIG).replace(**{"data.scale_per_series": per_series})
+    bundle = fit(config, frame, verbose=0)
+    result = keras_lstm.explain(bundle, frame, repeats=2)
+    assert result.kind == "panel" and set(result.columns) == {"load", "size"}
+    assert result.score == pytest.approx(bundle.metrics["test"]["rmse"], rel=1e-4)
+    assert set(result.lags) == {"load", "size"} and len(result.lags["load"]) == 7
