@@ -348,11 +348,13 @@ def attention_weights(bundle, x: np.ndarray, index, count: int = ATTENTION_SAMPL
     weights = np.asarray(probe.predict(some, verbose=0), np.float64)
     stride = max(1, int(round(some.shape[1] / weights.shape[1])))
     valid = np.any(some != PAD_VALUE, axis=-1).sum(axis=1) if some.ndim == 3 else None
-    samples = {}
+    samples, inputs = {}, {}
     for i, key in enumerate(index[:count]):
         steps = weights.shape[1] if valid is None else -(-int(valid[i]) // stride)
         samples[str(key)] = weights[i, :steps].tolist()
-    return {"stride": stride, "samples": samples}
+        if some.ndim == 3:  # the first input channel under the weights (scaled units)
+            inputs[str(key)] = some[i, : int(valid[i]), 0].astype(float).tolist()
+    return {"stride": stride, "samples": samples, "inputs": inputs}
 
 
 def _layer_input(layer):

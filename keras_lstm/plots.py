@@ -317,10 +317,15 @@ def attention_figure(attention: dict, count: int = 4):
     samples = list(attention["samples"].items())[:count]
     stride = attention["stride"]
     fig, axes = _pyplot().subplots(len(samples), 1, figsize=(8, 1.6 * len(samples)), squeeze=False)
+    inputs = attention.get("inputs") or {}
     for ax, (name, weights) in zip(axes[:, 0], samples, strict=True):
         starts = np.arange(len(weights)) * stride
-        ax.bar(starts, weights, width=stride, align="edge", color="tab:orange")
-        ax.set(ylabel="weight", title=f"{name}: attention per input step")
+        ax.bar(starts, weights, width=stride, align="edge", color="tab:orange", alpha=0.6)
+        ax.set(ylabel="weight", title=f"{name}: attention over the input")
+        if name in inputs:  # the first input channel, on its own axis
+            signal = ax.twinx()
+            signal.plot(np.arange(len(inputs[name])) + 0.5, inputs[name], color="tab:blue")
+            signal.set_ylabel("input (scaled)")
     axes[-1, 0].set_xlabel("input step")
     return fig
 

@@ -188,6 +188,8 @@ def test_sequence_classifier_importance_finds_the_telling_channel():
     features, pooled = probe.predict(pad([scaled]).astype(np.float32), verbose=0)
     w = np.asarray(attention["samples"][first])
     np.testing.assert_allclose((w[:, None] * features[0, : len(w)]).sum(0), pooled[0], atol=1e-4)
+    # the input drawn under the weights is the sample's first channel, scaled
+    np.testing.assert_allclose(attention["inputs"][first], scaled[:, 0], rtol=1e-5, atol=1e-6)
 
 
 def test_text_is_explained_by_the_tokens_that_decide_the_label():
