@@ -40,7 +40,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 FOLD_WORKERS = ("auto", "always", "never")
 LOSSES = ("mse", "mae", "huber")
 ALGORITHMS = ("random", "bayesian", "hyperband")
-QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
+QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int8-full", "int16x8")
 
 
 # --- value checks -------------------------------------------------------------------------------
@@ -526,7 +526,8 @@ class ExportConfig:
     """TFLite export.
 
     Args:
-        quantize: `float32`, `float16`, `dynamic`, `int8` (float in/out) or `int8-full`.
+        quantize: `float32`, `float16`, `dynamic`, `int8` (float in/out), `int8-full` or
+            `int16x8` (int16 activations for TFLite Micro).
         representative_windows: calibration windows drawn from the training data for int8.
         max_error: parity threshold (relative RMSE against Keras); null uses the mode's default.
         calibration_margin: int8: widen each calibrated range by this fraction of its span on

@@ -192,6 +192,7 @@ def test_sequence_classifier_importance_finds_the_telling_channel():
     np.testing.assert_allclose(attention["inputs"][first], scaled[:, 0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # 30 s; the token shuffle is the one path of the text kind
 def test_text_is_explained_by_the_tokens_that_decide_the_label():
     """The label is `pos` exactly when the text holds `good`; the other words (`day`, `the`,
     `a`, `walk`) appear in both classes and cost nothing when removed."""

@@ -420,6 +420,7 @@ def test_cv_scaler_candidates_follow_the_data():
     assert chosen.with_scaler("standard").config.training.backup_dir.endswith("scaler-standard")
 
 
+@pytest.mark.slow  # 40 s: three cross-validations; the candidates' test stays in the suite
 def test_cv_scaler_is_the_cross_validations_choice(tmp_path):
     """A candidate's recorded CV score is that of a cross-validation with the scaler set
     explicitly (same seed), the kept one ranks best by accuracy then validation loss (here

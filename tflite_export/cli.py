@@ -168,6 +168,13 @@ def run_export(args) -> int:
         f"  parity vs Keras on {report['validation_windows']} held-out windows: relative RMSE "
         f"{report['relative_rmse']:.4g}, max abs error {report['max_abs_error']:.3g}"
     )
+    if report.get("runtime") == "tflite-micro":
+        print(
+            f"  in TFLite Micro's interpreter (int8-full there: {report['int8_relative_rmse']:.4g}"
+            "); for TFLite Micro only: LiteRT's desktop interpreter cannot run it"
+        )
+        print(f"  report: {report_path(out)}")
+        return 0
     if streaming:
         print(
             f"  streaming: LiteRT {report['latency_ms_p50']:.3f} ms per step "

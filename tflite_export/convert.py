@@ -22,6 +22,8 @@ from tflite_export.forward import WINDOW_SCOPE
 from tflite_export.runtime import interpreter
 
 MODES = QUANTIZE_MODES  # one list, in the config (`export.quantize`)
+# converter modes: int16x8 is int8-full requantized afterwards (`tflite_export.requantize`)
+CONVERTER_MODES = tuple(m for m in MODES if m != "int16x8")
 
 RECIPES = {
     "float32": "float32: fused UNIDIRECTIONAL_SEQUENCE_LSTM, unrolled GRU, no quantization",
@@ -84,8 +86,10 @@ def _representative(windows: np.ndarray, dtype):
 def recipes(mode: str, window: bool = False) -> tuple[str, ...]:
     """The recipes `export` tries for `mode`, in order (`window`: the model is window
     normalized)."""
-    if mode not in MODES:
-        raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
+    if mode not in CONVERTER_MODES:
+        raise ExportError(
+            f"Expected `mode` to be one of {CONVERTER_MODES}. Received: mode={mode!r}"
+        )
     if mode not in ("int8", "int8-full"):
         return (mode,)
     return WINDOW_RECIPES if window else INTEGER_RECIPES

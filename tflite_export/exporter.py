@@ -241,8 +241,9 @@ def export(
     Args:
         bundle_or_model: a `keras_lstm.Bundle` (anything with `.model`, `.preprocessing`,
             `.config` and `.sample_windows(n, part)`), or a Keras model from the factory.
-        mode: `float32`, `float16`, `dynamic`, `int8` (float input/output) or `int8-full`
-            (int8 input/output).
+        mode: `float32`, `float16`, `dynamic`, `int8` (float input/output), `int8-full`
+            (int8 input/output) or `int16x8` (int16 activations and int8 weights, for TFLite
+            Micro: `tflite_export.requantize.export_int16x8`).
         out_path: the `.tflite` file to write; the report goes to `out_path + ".json"`.
         representative: scaled calibration windows `(n, lookback, features)` for int8 modes;
             default for a bundle: `config.export.representative_windows` training windows.
@@ -279,6 +280,15 @@ def export(
     if mode not in MODES:
         raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
     _check_max_error(max_error)
+    if mode == "int16x8":  # for TFLite Micro: int8-full, then int16 activations
+        if streaming or not hasattr(bundle_or_model, "sample_windows"):
+            raise ExportError(
+                "int16x8 exports a bundle's whole-window model for TFLite Micro; streaming "
+                "and bare Keras models are not supported."
+            )
+        from tflite_export.requantize import export_int16x8
+
+        return export_int16x8(bundle_or_model, out_path, max_error=max_error)
     inputs = _parts(bundle_or_model, mode, representative, validation, lookback, calibration_margin)
     if max_error is None:
         max_error = inputs.threshold if inputs.threshold is not None else DEFAULT_MAX_ERROR[mode]

@@ -70,6 +70,13 @@ class LitePredictor:
                 f"{str(json_path)!r} is not an export report (no `input` details). Export the "
                 "model again with `keras-lstm export`."
             )
+        if self.report.get("runtime") == "tflite-micro":
+            raise BundleError(
+                f"{str(path)!r} is an int16x8 file for TFLite Micro: LiteRT's desktop "
+                "interpreter has no int16-activation LSTM kernel. Run it on the device (its C "
+                "array: `keras-lstm export --quantize int16x8 --format c-array`) or in the "
+                "tflite-micro package's interpreter; export int8 or float32 for LiteRT."
+            )
         content = path.read_bytes()
         problem = runtime.digest_mismatch(content, self.report)
         if problem == "missing":

@@ -1,0 +1,99 @@
+"""int16x8 for TFLite Micro (`tflite_export.requantize`): requantized, checked in TFLite
+Micro's interpreter, refused where it cannot run."""
+
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_lstm.errors import BundleError, ExportError
+from keras_lstm.training import fit
+from tflite_export import LitePredictor, export
+from tflite_export.requantize import run_micro
+
+
+def _series(n=600, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    y = np.zeros(n)
+    y[2:] = 2 * x[:-2] + 0.5 * x[1:-1]
+    return pd.DataFrame({"y": y + 0.1 * rng.standard_normal(n), "x": x})
+
+
+MICRO_CONFIG = {  # an all-integer model: global scaler, no linear path
+    "seed": 0,
+    "data": {"targets": ["y"], "lookback": 8, "scaler": "standard"},
+    "model": {"units": [16, 16], "linear_path": False},
+    "training": {"epochs": 15, "cv_splits": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def micro_bundle():
+    return fit(MICRO_CONFIG, _series(), verbose=0)
+
+
+def _tensor_types(content: bytes) -> dict:
+    """Per LSTM op of the file: the type names of its input, output and gate biases."""
+    utils = importlib.import_module("tensorflow.lite.tools.flatbuffer_utils")
+    schema = importlib.import_module("tensorflow.lite.python.schema_py_generated")
+    names = {v: k for k, v in vars(schema.TensorType).items() if isinstance(v, int)}
+    model = utils.convert_bytearray_to_object(bytearray(content))
+    lstm = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
+    found = []
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == lstm:
+                found.append(
+                    {
+                        "input": names[graph.tensors[op.inputs[0]].type],
+                        "output": names[graph.tensors[op.outputs[0]].type],
+                        "biases": {
+                            names[graph.tensors[op.inputs[i]].type] for i in (12, 13, 14, 15)
+                        },
+                    }
+                )
+    return found
+
+
+def test_int16x8_is_more_accurate_than_int8_in_tflite_micro(micro_bundle, tmp_path):
+    path = tmp_path / "m16.tflite"
+    report = export(micro_bundle, "int16x8", path)
+    assert report["runtime"] == "tflite-micro" and report["mode"] == "int16x8"
+    assert report["input"]["dtype"] == "int16" and report["builtin_only"]
+    lstms = _tensor_types(path.read_bytes())
+    assert len(lstms) == 2
+    assert all(t["input"] == t["output"] == "INT16" and t["biases"] == {"INT64"} for t in lstms)
+    # TFLite Micro's interpreter against Keras' own predictions of the same scaled windows
+    windows = micro_bundle.sample_windows(64, part="test")
+    keras = micro_bundle.predict_scaled(windows)
+    micro16 = run_micro(path.read_bytes(), windows)
+    error = np.sqrt(np.mean((micro16 - keras) ** 2)) / np.std(keras)
+    assert error < 0.01
+    assert report["relative_rmse"] < report["int8_relative_rmse"]
+    assert report["relative_rmse"] == pytest.approx(error, rel=0.5)  # 64 of its windows
+
+
+def test_desktop_litert_refuses_the_file_and_the_c_array_is_written(micro_bundle, tmp_path):
+    from keras_lstm.cli import main
+
+    micro_bundle.save(tmp_path / "bundle")
+    source = tmp_path / "m16.cc"
+    args = ["export", str(tmp_path / "bundle"), "--quantize", "int16x8", "--format", "c-array"]
+    assert main([*args, "--out", str(source)]) == 0
+    assert "unsigned char" in source.read_text() or "alignas" in source.read_text()
+    with pytest.raises(BundleError, match="TFLite Micro"):
+        LitePredictor(source.with_suffix(".tflite"))
+
+
+def test_window_normalized_models_are_refused_with_the_op(tmp_path):
+    bundle = fit(
+        {**MICRO_CONFIG, "data": {"targets": ["y"], "lookback": 8}, "model": {"units": [4]}},
+        _series(n=300),
+        verbose=0,
+    )
+    with pytest.raises(ExportError, match="int16x8 cannot requantize|int8-full"):
+        export(bundle, "int16x8", tmp_path / "no.tflite")
+    assert not (tmp_path / "no.tflite").exists()
