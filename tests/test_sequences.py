@@ -393,18 +393,18 @@ def test_sequences_alike_follows_each_channels_level_and_spread():
     assert not sequences_alike(spread)
 
 
+# the synthetic classes' long table, with the cross-validated scaler choice
+CV_SCALER_DATA = {
+    "series_id": "rec",
+    "label": "g",
+    "time_column": "step",
+    "test_size": 0.25,
+    "scaler": "cv",
+}
+
+
 def test_cv_scaler_candidates_follow_the_data():
-    config = {
-        "task": "classification",
-        "data": {
-            "series_id": "rec",
-            "label": "g",
-            "time_column": "step",
-            "test_size": 0.25,
-            "scaler": "cv",
-        },
-        "training": {"cv_splits": 2},
-    }
+    config = {"task": "classification", "data": CV_SCALER_DATA, "training": {"cv_splits": 2}}
     frame = _synthetic_classes("level")
     assert prepare(load_config(config), frame).scaler_candidates == ("sequence", "standard")
     for name in ("standard", "auto"):  # an explicit scaler, and the default: no choice
@@ -435,13 +435,7 @@ def test_cv_scaler_is_the_cross_validations_choice(tmp_path):
         {
             "task": "classification",
             "seed": 1,
-            "data": {
-                "series_id": "rec",
-                "label": "g",
-                "time_column": "step",
-                "test_size": 0.25,
-                "scaler": "cv",
-            },
+            "data": CV_SCALER_DATA,
             "model": {"units": [4], "conv_filters": [4], "conv_pool": 1},
             "training": {"epochs": 3, "cv_splits": 2},
         }
