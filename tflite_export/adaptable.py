@@ -47,6 +47,11 @@ ADAPT_LEARNING_RATE = 0.01  # SGD's step; the report carries it
 ADAPT_EPOCHS = 5  # passes over the new rows `LitePredictor.adapt` makes by default
 MAX_CHANGE = 1.0  # the bound on each weight's change, in its layer's largest shipped weight
 SIGNATURES = ("infer", "train", "save", "restore", "reset")
+MICRO_NOTE = (
+    "not supported: every op has a TFLite Micro kernel, but TFLite Micro's reference "
+    "interpreter (the tflite-micro package) crashes loading this five-signature file with "
+    "resource variables; it is for LiteRT (phones, Linux boards)"
+)
 ADAPT_NOTE = (
     "Reset the interpreter's variables (reset_all_variables) before each infer or train call: "
     "the fused LSTM keeps its state in variable tensors. The adapted weights are resource "
@@ -240,6 +245,7 @@ def export_adaptable(
             "max_change": float(max_change),
             "bounds": list(module.bounds),
             "loss": "mean squared error of the scaled targets",
+            "microcontrollers": MICRO_NOTE,
         },
     }
     _commit(Path(out_path), content, report)
