@@ -15,6 +15,8 @@ The new series' first 60% adapt (or retrain), the last 40% score (RMSE in the ne
 Run from the repository root:
     python benchmarks/adaptation.py
     python benchmarks/adaptation.py --cases other-house --jsonl adaptation.jsonl
+    python benchmarks/adaptation.py --cases other-house seattle-warmer \
+        --learning-rates 0.001 0.003 0.01 0.03 0.1
 """
 
 from __future__ import annotations
@@ -67,6 +69,29 @@ def later_rmse(forecasts: np.ndarray, frame: pd.DataFrame, target: str, lookback
     return float(np.sqrt(np.mean((pred - frame[target].to_numpy()[rows]) ** 2)))
 
 
+def sweep(name: str, rates) -> list[dict]:
+    """After-adaptation RMSE for each learning rate, one bundle for all."""
+    from keras_lstm.training import fit
+    from tflite_export import LitePredictor
+    from tflite_export.adaptable import export_adaptable
+
+    config, original, new, target = case(name)
+    lookback = config["data"]["lookback"]
+    bundle = fit(config, original, verbose=0)
+    first = new.iloc[: int(len(new) * SPLIT)]
+    rows = []
+    for rate in rates:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "adaptable.tflite"
+            export_adaptable(bundle, path, learning_rate=rate)
+            predictor = LitePredictor(path)
+            before = later_rmse(predictor.predict_array(new), new, target, lookback)
+            predictor.adapt(first)
+            after = later_rmse(predictor.predict_array(new), new, target, lookback)
+        rows.append({"case": name, "learning_rate": rate, "before": before, "after": after})
+    return rows
+
+
 def run(name: str) -> dict:
     from keras_lstm.training import fit
     from tflite_export import LitePredictor
@@ -105,13 +130,17 @@ def main(argv=None) -> None:
         "--cases", nargs="*", default=["seattle-fahrenheit", "seattle-warmer", "other-house"]
     )
     parser.add_argument("--jsonl", type=Path, help="append each case's figures to this file")
+    parser.add_argument(
+        "--learning-rates", nargs="*", type=float, help="sweep these instead (after-RMSE each)"
+    )
     args = parser.parse_args(argv)
     for name in args.cases:
-        row = run(name)
-        print(json.dumps(row), flush=True)
-        if args.jsonl:
-            with open(args.jsonl, "a") as handle:
-                handle.write(json.dumps(row) + "\n")
+        rows = sweep(name, args.learning_rates) if args.learning_rates else [run(name)]
+        for row in rows:
+            print(json.dumps(row), flush=True)
+            if args.jsonl:
+                with open(args.jsonl, "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":
