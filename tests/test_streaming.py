@@ -11,7 +11,7 @@ from keras_lstm.config import ModelConfig
 from keras_lstm.errors import BundleError, DataError, ExportError
 from keras_lstm.factory import build_model
 from tflite_export import LitePredictor, export
-from tflite_export.exporter import report_path
+from tflite_export.runtime import report_path
 
 LOOKBACK, FEATURES = 10, 3
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keras_lstm.errors import ExportError, OutputError
-from keras_lstm.files import output_error, temporary_file
+from keras_lstm.errors import ExportError
 from tflite_export import runtime
 from tflite_export.c_array import micro_support
 from tflite_export.convert import (
@@ -27,7 +24,7 @@ from tflite_export.convert import (
 )
 from tflite_export.forward import build_forward, is_window_normalized
 from tflite_export.ops import float_ops, op_counts
-from tflite_export.runtime import report_path
+from tflite_export.runtime import write_model_and_report as _commit
 from tflite_export.streaming import build_step_forward
 
 # Default parity thresholds on relative RMSE (TFLite vs Keras over the std of Keras' outputs).
@@ -488,50 +485,6 @@ def _check_max_error(max_error) -> None:
             f"Expected `max_error` (--max-error) to be a number >= 0, the largest relative "
             f"RMSE against Keras to accept (for example 0.05). Received: {max_error!r}"
         )
-
-
-def _commit(out_path: str | os.PathLike, content: bytes, report: dict) -> None:
-    """Write the `.tflite` file and its JSON report, each to a temporary name in the target
-    folder first, then renamed into place; on failure no temporary file is left, and files
-    that were there before are unchanged (an `OSError`, such as a full disk, is `OutputError`)."""
-    out_path = Path(out_path)
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise output_error(out_path, err) from err
-    json_path = report_path(out_path)
-    # the digest covers the report as it will be read back (JSON round trip)
-    body = json.loads(json.dumps({"file": out_path.name, **report}, default=_json_default))
-    body[runtime.DIGEST_KEY] = runtime.report_digest(content, body)
-    text = json.dumps(body, indent=2)
-    model_tmp = temporary_file(out_path, content)
-    report_tmp = None
-    try:
-        report_tmp = temporary_file(json_path, text.encode("utf-8"))
-        os.replace(model_tmp, out_path)
-        os.replace(report_tmp, json_path)
-    except OSError as err:
-        _remove(model_tmp, report_tmp)
-        if isinstance(err, OutputError):
-            raise
-        raise output_error(out_path, err) from err
-    except BaseException:
-        _remove(model_tmp, report_tmp)
-        raise
-
-
-def _remove(*paths) -> None:
-    for tmp in paths:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _mask_value(inputs: ExportInputs) -> float | None:

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import tempfile
 from collections import Counter
@@ -23,10 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_lstm.errors import ExportError
-from keras_lstm.files import atomic_write_text, temporary_file
 from tflite_export import runtime
 from tflite_export.exporter import VALIDATION_WINDOWS, _keras_outputs, _parts
-from tflite_export.runtime import report_path
 
 ONNX_PACKAGES = ("onnx", "onnxruntime", "tf2onnx")
 ONNX_MAX_ERROR = 1e-3  # relative RMSE; float32 all through, like the float32 TFLite mode
@@ -143,12 +140,5 @@ def export_onnx(
             f"max_error={max_error:g} (max abs error {report['max_abs_error']:.4g}); no file "
             "was written."
         )
-    tmp_model = temporary_file(out_path, content)
-    try:
-        text = json.dumps({"file": out_path.name, **report}, indent=2)
-        atomic_write_text(report_path(out_path), text)
-        os.replace(tmp_model, out_path)
-    except BaseException:
-        Path(tmp_model).unlink(missing_ok=True)
-        raise
+    runtime.write_model_and_report(out_path, content, report)
     return report

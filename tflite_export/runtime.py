@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_lstm.errors import OutputError
+from keras_lstm.files import output_error, temporary_file
+
 
 def report_path(out_path: str | os.PathLike) -> Path:
     """Where the JSON report of `out_path` goes: the file's name with `.json` appended.
@@ -212,3 +215,52 @@ def lite_latency_ms(lite, window: np.ndarray, repeats: int = 50) -> float:
         lite.invoke()
 
     return latency_ms(call, repeats)
+
+
+def write_model_and_report(out_path: str | os.PathLike, content: bytes, report: dict) -> None:
+    """Write an exported model (`.tflite`, `.onnx`) and its JSON report `FILE.json` (with
+    `file` and the `digest` of both, `report_digest`), each to a temporary name in the target
+    folder first, then renamed into place; on failure no temporary file is left, and files
+    that were there before are unchanged (an `OSError`, such as a full disk, is `OutputError`).
+
+    Example:
+        >>> write_model_and_report("model.tflite", content, report)  # doctest: +SKIP
+    """
+    out_path = Path(out_path)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(out_path, err) from err
+    json_path = report_path(out_path)
+    # the digest covers the report as it will be read back (JSON round trip)
+    body = json.loads(json.dumps({"file": out_path.name, **report}, default=_json_default))
+    body[DIGEST_KEY] = report_digest(content, body)
+    text = json.dumps(body, indent=2)
+    model_tmp = temporary_file(out_path, content)
+    report_tmp = None
+    try:
+        report_tmp = temporary_file(json_path, text.encode("utf-8"))
+        os.replace(model_tmp, out_path)
+        os.replace(report_tmp, json_path)
+    except OSError as err:
+        _remove(model_tmp, report_tmp)
+        if isinstance(err, OutputError):
+            raise
+        raise output_error(out_path, err) from err
+    except BaseException:
+        _remove(model_tmp, report_tmp)
+        raise
+
+
+def _remove(*paths) -> None:
+    for tmp in paths:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
