@@ -122,6 +122,24 @@ def conv_front(config: ModelConfig, length: int | None) -> tuple[tuple[int, int,
     return tuple((f, k, p) for (f, k), p in zip(layers, pools, strict=True))
 
 
+def recurrent_cell(name: str):
+    """The Keras layer class of `model.cell` (`CELLS`): each name maps to one class, and a
+    name without one is an error, never silently another cell.
+
+    Example:
+        >>> recurrent_cell("gru").__name__
+        'GRU'
+    """
+    from keras import layers
+
+    cells = {"lstm": layers.LSTM, "gru": layers.GRU}
+    if name not in cells:
+        raise ConfigError(
+            f"model.cell {name!r} has no recurrent layer here; choose one of {sorted(cells)}."
+        )
+    return cells[name]
+
+
 def build_model(
     model_config: ModelConfig,
     input_shape: Sequence[int | None],
@@ -209,7 +227,7 @@ def build_model(
         if pool_size > 1:
             pool = MaskedMaxPooling1D if masked else layers.MaxPooling1D
             stack.append(pool(pool_size) if masked else pool(pool_size, padding="same"))
-    cell = layers.LSTM if config.cell == "lstm" else layers.GRU
+    cell = recurrent_cell(config.cell)
     for position, units in enumerate(config.units):
         last = position == len(config.units) - 1
         recurrent = cell(

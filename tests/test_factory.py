@@ -218,3 +218,15 @@ def test_auto_pooling_puts_part_of_the_pool_after_the_first_conv_on_long_sequenc
     assert front(400) == [("conv", 8), ("pool", 2), ("conv", 5), ("conv", 3), ("pool", 4)]
     assert front(150) == [("conv", 8), ("conv", 5), ("conv", 3), ("pool", 8)]
     assert front(12) == [("conv", 8), ("conv", 5), ("conv", 3), ("pool", 8)]
+
+
+def test_each_cell_name_builds_its_own_layer_and_others_are_refused():
+    from keras_lstm.factory import recurrent_cell
+
+    for name, kind in (("lstm", "LSTM"), ("gru", "GRU")):
+        model = build_model(
+            ModelConfig(cell=name, units=(3,), linear_path=False), (5, 2), (1, 1), "regression"
+        )
+        assert [type(a).__name__ for a in model.layers].count(kind) == 1
+    with pytest.raises(ConfigError, match="model.cell 'rnn'"):
+        recurrent_cell("rnn")  # a name without a layer is never silently a GRU
