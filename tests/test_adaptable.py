@@ -59,6 +59,7 @@ def test_adaptable_file_has_builtin_ops_and_its_signatures(adaptable):
     sizes = [int(np.prod(v.shape)) for v in _heads(bundle)]
     assert settings["state_size"] == sum(sizes)
     assert settings["microcontrollers"].startswith("not supported")
+    assert saved["runtime"] == "litert"
     predictor = LitePredictor(path)
     np.testing.assert_allclose(
         predictor.predict(frame).to_numpy(), bundle.predict(frame).to_numpy(), atol=1e-4

@@ -94,6 +94,7 @@ def test_float32_is_builtin_fused_and_exact(exports, name):
     path, report, model = exports(name, "float32")
     fused = CONFIGS[name][3]
     assert report["builtin_only"] is True
+    assert report["runtime"] == "litert"  # int16x8 files say tflite-micro
     assert not any(op.startswith("CUSTOM") or "FLEX" in op for op in report["ops"])
     assert report["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0) == fused
     assert "WHILE" not in report["ops"]

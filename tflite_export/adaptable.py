@@ -219,6 +219,7 @@ def export_adaptable(
         )
     report = {
         "mode": "float32",
+        "runtime": "litert",  # not TFLite Micro: `adaptation.microcontrollers`
         "size_bytes": len(content),
         "ops": ops,
         "builtin_only": builtin_only,

@@ -258,7 +258,8 @@ def export(
             clipped; default `config.export.calibration_margin`, else `CALIBRATION_MARGIN`.
 
     Returns:
-        The report dict, as written to `FILE.json`: `mode`, `size_bytes`, `ops`, `builtin_only`,
+        The report dict, as written to `FILE.json`: `mode`, `runtime` (`litert`; the
+        `micro` section says whether TFLite Micro runs it too), `size_bytes`, `ops`, `builtin_only`,
         `max_abs_error`, `relative_rmse`, `latency_ms_p50`, `keras_latency_ms_p50`, `recipe`,
         `input`/`output` (dtype, shape, scale, zero point), `preprocessing`, `state_reset`,
         `micro` (TFLite Micro's resolver calls, the ops it lacks, an arena estimate) and, for
@@ -451,6 +452,7 @@ def _report(
         }
     return {
         "mode": mode,
+        "runtime": "litert",  # and TFLite Micro, where `micro.missing_ops` is empty
         "size_bytes": len(chosen.content),
         "ops": chosen.ops,
         "builtin_only": chosen.builtin_only,
