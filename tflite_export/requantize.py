@@ -24,6 +24,7 @@ import importlib
 import numpy as np
 
 from keras_lstm.errors import ExportError
+from tflite_export import runtime
 
 
 def _flatbuffers():
@@ -185,35 +186,33 @@ def micro_interpreter(content: bytes):
     return micro.Interpreter.from_bytes(bytes(content))
 
 
-def _detail_quantization(detail: dict) -> tuple[float, int]:
+def micro_detail(detail: dict) -> dict:
+    """A TFLite Micro tensor detail in the form of `runtime.io_quantization`'s: `dtype`,
+    `shape`, `scale` and `zero_point` (0 and 0 for a float tensor), which `runtime.quantize`
+    and `runtime.dequantize` take."""
     params = detail.get("quantization_parameters") or {}
     scales, zeros = params.get("scales"), params.get("zero_points")
-    if scales is None or len(scales) == 0:
-        return 0.0, 0
-    return float(scales[0]), int(zeros[0])
+    quantized = scales is not None and len(scales) > 0
+    return {
+        "dtype": np.dtype(detail["dtype"]).name,
+        "shape": [int(d) for d in detail["shape"]],
+        "scale": float(scales[0]) if quantized else 0.0,
+        "zero_point": int(zeros[0]) if quantized else 0,
+    }
 
 
 def run_micro(content: bytes, windows: np.ndarray) -> np.ndarray:
     """Each window `(n, lookback, features)` alone through TFLite Micro's interpreter (state
     reset before each), inputs quantized and outputs dequantized by the file's own scales."""
     lite = micro_interpreter(content)
-    source, target = lite.get_input_details(0), lite.get_output_details(0)
-    in_scale, in_zero = _detail_quantization(source)
-    out_scale, out_zero = _detail_quantization(target)
-    dtype = source["dtype"]
-    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    source = micro_detail(lite.get_input_details(0))
+    target = micro_detail(lite.get_output_details(0))
     outputs = []
     for window in np.asarray(windows, np.float64):
         lite.reset()
-        value = window[None]
-        if info is not None and in_scale:
-            value = np.clip(np.round(value / in_scale) + in_zero, info.min, info.max)
-        lite.set_input(value.astype(dtype), 0)
+        lite.set_input(runtime.quantize(window[None], source), 0)
         lite.invoke()
-        raw = np.asarray(lite.get_output(0), np.float64)
-        if out_scale:
-            raw = (raw - out_zero) * out_scale
-        outputs.append(raw[0])
+        outputs.append(runtime.dequantize(np.asarray(lite.get_output(0)), target)[0])
     return np.stack(outputs)
 
 
@@ -274,18 +273,10 @@ def export_int16x8(bundle, out_path, *, max_error: float | None = None) -> dict:
             f"against Keras exceeds max_error={limit:g}; no file was written."
         )
     lite = micro_interpreter(content)
-    details = {}
-    for key, detail in (
-        ("input", lite.get_input_details(0)),
-        ("output", lite.get_output_details(0)),
-    ):
-        scale, zero = _detail_quantization(detail)
-        details[key] = {
-            "dtype": np.dtype(detail["dtype"]).name,
-            "shape": [int(d) for d in detail["shape"]],
-            "scale": scale,
-            "zero_point": zero,
-        }
+    details = {
+        "input": micro_detail(lite.get_input_details(0)),
+        "output": micro_detail(lite.get_output_details(0)),
+    }
     ops, builtin_only = op_counts(content)
     report = {
         "mode": "int16x8",

@@ -37,6 +37,11 @@ SEQUENCE_SCALERS = ("sequence", "standard")
 # training sequences whose per-channel level and log spread vary across sequences by less
 # than this (in training-standardized units) look the same to the model under either scaler
 ALIKE_SPREAD = 0.1
+# the scalers of whole sequences only, and what each does (for the error elsewhere)
+SEQUENCE_ONLY_SCALERS = {
+    "sequence": "standardizes each whole sequence by its own statistics",
+    "cv": "chooses between a per-sequence and a global scaler",
+}
 
 
 @dataclass(frozen=True)
@@ -145,19 +150,12 @@ class Prepared:
         whose targets are among the inputs, `sequence` for whole sequences, else
         `standard`. `cv` (whole sequences) is `sequence` until `choose_scaler` has chosen."""
         chosen = self.config.data.scaler
-        for name in ("sequence", "cv"):
-            if chosen == name and self.kind != "sequences":
-                raise ConfigError(
-                    f"`data.scaler: {name}` "
-                    + (
-                        "standardizes each whole sequence by its own statistics; "
-                        if name == "sequence"
-                        else "chooses between a per-sequence and a global scaler; "
-                    )
-                    + "it needs whole sequences (`data.series_id` with `data.label`), not "
-                    f"{self.kind}. Choose `window` for a series, or `standard`, `minmax`, "
-                    "`robust` or `none`."
-                )
+        if chosen in SEQUENCE_ONLY_SCALERS and self.kind != "sequences":
+            raise ConfigError(
+                f"`data.scaler: {chosen}` {SEQUENCE_ONLY_SCALERS[chosen]}; it needs whole "
+                f"sequences (`data.series_id` with `data.label`), not {self.kind}. Choose "
+                "`window` for a series, or `standard`, `minmax`, `robust` or `none`."
+            )
         if chosen == "cv":
             return "sequence"
         if chosen != "auto":
