@@ -39,6 +39,7 @@ POOLINGS = ("last", "mean", "attention")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 FOLD_WORKERS = ("auto", "always", "never")
 LOSSES = ("mse", "mae", "huber")
+SCHEDULES = ("plateau", "cosine", "auto")
 ALGORITHMS = ("random", "bayesian", "hyperband")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int8-full", "int16x8")
 
@@ -412,6 +413,11 @@ class TrainingConfig:
             windows stops after `ceil(max_steps / steps_per_epoch)` epochs if `epochs` would
             take it further (large data takes many steps per epoch and learns in fewer epochs).
             `0` turns it off; at least `min_steps` when both are set.
+        schedule: the learning rate over a fit: `plateau` (Keras' `ReduceLROnPlateau` halves
+            it after `reduce_lr_patience` epochs without improvement), `cosine` (from
+            `learning_rate` down to near zero over the fit's epochs, a cosine; early stopping
+            still ends a fit), or `auto` (cosine for the fits that `max_steps` cuts short, and
+            their refit; plateau otherwise). Rule in `keras_lstm.training.budget`.
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
@@ -451,6 +457,7 @@ class TrainingConfig:
     loss: str = "mse"
     min_steps: int = 0
     max_steps: int = 0
+    schedule: str = "plateau"
     interval: tuple[float, ...] | None = None
 
     def __post_init__(self):
@@ -481,6 +488,7 @@ class TrainingConfig:
         _choice("training.fold_workers", self.fold_workers, FOLD_WORKERS)
         _set(self, "fold_jobs", _int("training.fold_jobs", self.fold_jobs, minimum=0))
         _choice("training.loss", self.loss, LOSSES)
+        _choice("training.schedule", self.schedule, SCHEDULES)
         _set(self, "backup_dir", _optional_str("training.backup_dir", self.backup_dir))
         _set(
             self,

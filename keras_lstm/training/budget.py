@@ -44,13 +44,18 @@ class Budget:
     patience: int
     reduce_lr_patience: int
     steps_per_epoch: int
+    schedule: str = "plateau"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def fit_budget(
-    training: TrainingConfig, windows: int, epochs: int | None = None, min_steps: int = 0
+    training: TrainingConfig,
+    windows: int,
+    epochs: int | None = None,
+    min_steps: int = 0,
+    schedule: str | None = None,
 ) -> Budget:
     """The budget of a fit on `windows` training windows (see the module docstring).
 
@@ -60,6 +65,8 @@ def fit_budget(
         epochs: epochs of this fit; default `training.epochs` (the refit passes its own).
         min_steps: with `auto_budget`, raise the epochs until the fit may take this many
             gradient steps (cross-validation fits pass `training.min_steps`).
+        schedule: the learning-rate schedule to use whatever `training.schedule` says (the
+            refit passes its folds'); default: `training.schedule`, `auto` resolved here.
 
     Returns:
         A `Budget`.
@@ -74,14 +81,32 @@ def fit_budget(
             training.early_stopping_patience,
             training.reduce_lr_patience,
             steps,
+            schedule or ("cosine" if training.schedule == "cosine" else "plateau"),
         )
     batch = min(training.batch_size, max(MIN_BATCH, math.ceil(windows / MIN_STEPS_PER_EPOCH)))
     steps = math.ceil(windows / batch)
     epochs = max(epochs, math.ceil(min_steps / steps))
+    capped = False
     if training.max_steps:
         cap = max(training.max_steps, min_steps)
+        capped = epochs > math.ceil(cap / steps)
         epochs = min(epochs, max(1, math.ceil(cap / steps)))
+    if schedule is None:
+        schedule = training.schedule
+        if schedule == "auto":
+            schedule = "cosine" if capped else "plateau"
     patience = max(training.early_stopping_patience, math.ceil(MIN_PATIENCE_STEPS / steps))
     factor = patience / max(1, training.early_stopping_patience)
     reduce_lr = max(training.reduce_lr_patience, round(training.reduce_lr_patience * factor))
-    return Budget(batch, epochs, min(patience, epochs), min(reduce_lr, epochs), steps)
+    return Budget(batch, epochs, min(patience, epochs), min(reduce_lr, epochs), steps, schedule)
+
+
+def cosine_rate(learning_rate: float, epoch: int, epochs: int) -> float:
+    """The cosine schedule's learning rate at `epoch` (0-based) of `epochs`: `learning_rate`
+    at the first epoch, falling along half a cosine to near zero at the last.
+
+    Example:
+        >>> [round(cosine_rate(1.0, e, 4), 3) for e in range(4)]
+        [1.0, 0.854, 0.5, 0.146]
+    """
+    return learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))

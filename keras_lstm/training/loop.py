@@ -37,7 +37,7 @@ from keras_lstm.metrics import (
 from keras_lstm.normalization import WINDOW_FLOOR
 from keras_lstm.training.backup import FitBackup
 from keras_lstm.training.batches import WindowBatches, as_tf_dataset
-from keras_lstm.training.budget import Budget, fit_budget
+from keras_lstm.training.budget import Budget, cosine_rate, fit_budget
 from keras_lstm.training.prepare import FoldData, Prepared, prepare
 from keras_lstm.training.runtime import (
     fold_jobs,
@@ -119,15 +119,23 @@ def _callbacks(
     keeps the history of every epoch, also across a resume."""
     monitor = "val_loss" if validation else "loss"
     training = config.training
-    plateau = keras.callbacks.ReduceLROnPlateau(
-        monitor=monitor, factor=0.5, patience=budget.reduce_lr_patience, min_lr=1e-6
-    )
+    plateau = schedule = None
+    if budget.schedule == "cosine":
+        rate, epochs = training.learning_rate, budget.epochs
+        schedule = keras.callbacks.LearningRateScheduler(
+            lambda epoch: cosine_rate(rate, epoch, epochs)
+        )
+    else:
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.5, patience=budget.reduce_lr_patience, min_lr=1e-6
+        )
     early_stopping = None
     if validation:
         early_stopping = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=budget.patience, restore_best_weights=True
         )
-    callbacks = [_StopOnNaN(_fit_name(tag)), plateau] + ([early_stopping] if early_stopping else [])
+    callbacks = [_StopOnNaN(_fit_name(tag)), plateau or schedule]
+    callbacks += [early_stopping] if early_stopping else []
     if out_dir and training.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs" / tag)))
     if out_dir and training.csv_log:
@@ -208,9 +216,11 @@ def train_model(
     tag: str,
     out_dir: Path | None = None,
     verbose="auto",
+    schedule: str | None = None,
 ):
     """Build a fresh model and fit it on `fold.train` (validating on `fold.validation` when
-    `validation`) with the batch size and patiences of `fit_budget`; returns
+    `validation`) with the batch size, patiences and learning-rate schedule of `fit_budget`
+    (`schedule` overrides `training.schedule`: the refit follows its folds'); returns
     `(model, history)`."""
     config = prepared.config
     training = config.training
@@ -232,7 +242,8 @@ def train_model(
     seed = None if config.seed is None else config.seed + 1
     # cross-validation fits may take `training.min_steps` (training/budget.py); the refit
     # trains exactly as long as they found best
-    budget = fit_budget(training, len(fold.train), epochs, training.min_steps if validation else 0)
+    min_steps = training.min_steps if validation else 0
+    budget = fit_budget(training, len(fold.train), epochs, min_steps, schedule=schedule)
     weights = _window_loss_weights(prepared, fold, fold_data)
     batches = WindowBatches(
         fold_data.windows,
@@ -774,9 +785,19 @@ def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | No
     final = prepared.plan.final
     # the refit may take `training.min_steps` too (whole-sequence classifiers: the folds' best
     # epoch on a few validation sequences undertrains it)
-    epochs = fit_budget(
-        config.training, len(final.train), refit_epochs(cv), config.training.min_steps
-    ).epochs
+    # the refit follows the last fold's learning-rate schedule (`training.schedule: auto`)
+    last = prepared.plan.folds[-1]
+    schedule = fit_budget(
+        config.training, len(last.train), config.training.epochs, config.training.min_steps
+    ).schedule
+    budget = fit_budget(
+        config.training,
+        len(final.train),
+        refit_epochs(cv),
+        config.training.min_steps,
+        schedule=schedule,
+    )
+    epochs = budget.epochs
     _say(verbose, f"refit: {len(final.train)} windows, {epochs} epochs; then the test part")
     fold_data = prepared.fold_data(final)
     model, history = train_model(
@@ -788,6 +809,7 @@ def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | No
         tag="refit",
         out_dir=Path(out_dir) if out_dir else None,
         verbose=verbose,
+        schedule=schedule,
     )
     scored = evaluate(prepared, final, fold_data, model)
     cv_baselines = {
@@ -810,7 +832,9 @@ def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | No
         "training": {
             "refit_rule": REFIT_RULE,
             "fold_best_epochs": cv.best_epochs,
-            "refit_budget": fit_budget(config.training, len(final.train), epochs).to_dict(),
+            "refit_budget": fit_budget(
+                config.training, len(final.train), epochs, schedule=schedule
+            ).to_dict(),
             "scaler": prepared.scaler,
         },
     }
