@@ -12,8 +12,14 @@ test windows:
 
 Each fold model predicts through its own fold's scalers, so every forecast is in real units.
 
+`--classifiers` does the same for the whole-sequence classifiers of the UCR sets: their folds
+are stratified samples of the training sequences, not walk-forward, so each fold model saw
+most of the training data. The combinations average the class probabilities; the score is the
+test accuracy (the refit's must equal `metrics.json`'s).
+
 Run from the repository root:
     python benchmarks/ensemble.py --series wineind ausbeer nile --seeds 3
+    python benchmarks/ensemble.py --classifiers gunpoint arrowhead --seeds 3
 """
 
 from __future__ import annotations
@@ -28,18 +34,22 @@ import numpy as np
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
-from accuracy import SHARED, collect, series_config  # noqa: E402
+from accuracy import SHARED, classifier_config, collect, series_config  # noqa: E402
 
 SMALL = ["wineind", "ausbeer", "macro_realgdp", "nile", "elnino", "seattle"]
 
 
-def run(name: str, seed: int) -> dict:
-    """One `fit` of `name` that keeps its models; the test RMSE of each combination."""
+def run(name: str, seed: int, classifier: bool = False) -> dict:
+    """One `fit` of `name` that keeps its models; the test RMSE (classifiers: accuracy) of
+    each combination."""
     import keras_lstm.training.loop as loop
     from keras_lstm.config import load_config
     from keras_lstm.training import prepare
 
-    config = load_config(series_config(name, seed, SHARED, {}))
+    # folds in this process, so that their models can be kept (workers give the same folds)
+    overrides = {"training.fold_jobs": 1}
+    make = classifier_config if classifier else series_config
+    config = load_config(make(name, seed, SHARED, overrides))
     prepared = prepare(config)
     trained = []
     real_train_model = loop.train_model
@@ -62,14 +72,18 @@ def run(name: str, seed: int) -> dict:
     def rmse(pred):
         return float(np.sqrt(np.mean((pred - true) ** 2)))
 
+    def accuracy(probabilities):
+        return float(np.mean(np.argmax(probabilities, axis=-1) == true))
+
+    score, shipped = (accuracy, "accuracy") if classifier else (rmse, "rmse")
     row = {
         "series": name,
         "seed": seed,
-        "refit": rmse(preds[-1]),
-        "folds": rmse(np.mean(preds[:-1], axis=0)),
-        "all": rmse(np.mean(preds, axis=0)),
-        "last+refit": rmse(np.mean(preds[-2:], axis=0)),
-        "shipped": float(bundle.metrics["test"]["rmse"]),
+        "refit": score(preds[-1]),
+        "folds": score(np.mean(preds[:-1], axis=0)),
+        "all": score(np.mean(preds, axis=0)),
+        "last+refit": score(np.mean(preds[-2:], axis=0)),
+        "shipped": float(bundle.metrics["test"][shipped]),
     }
     return row
 
@@ -92,7 +106,7 @@ def table(rows: list[dict]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     geo = {k: float(np.exp(np.mean(np.log(v)))) for k, v in ratios.items()}
     lines.append(
-        "\nGeometric mean of RMSE / refit's: "
+        "\nGeometric mean of the score / the refit's (RMSE, or accuracy for classifiers): "
         + ", ".join(f"{key} {value:.3f}" for key, value in geo.items())
     )
     return "\n".join(lines)
@@ -101,13 +115,16 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", nargs="+", default=SMALL)
+    parser.add_argument("--classifiers", nargs="+", help="UCR sets instead of the series")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--jsonl", type=Path, help="append each run's row to this file")
     args = parser.parse_args(argv)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    jobs = [(name, seed) for name in args.series for seed in seeds]
-    rows = collect(jobs, lambda job: run(*job), json.dumps, args.jsonl)
+    names = args.classifiers or args.series
+    jobs = [(name, seed) for name in names for seed in seeds]
+    classifier = bool(args.classifiers)
+    rows = collect(jobs, lambda job: run(*job, classifier), json.dumps, args.jsonl)
     for row in rows:  # the refit scored here is the model `fit` shipped
         assert abs(row["refit"] - row["shipped"]) <= 1e-6 * max(1.0, row["shipped"]), row
     print()

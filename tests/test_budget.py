@@ -9,7 +9,7 @@ import pytest
 from keras_lstm.config import SEQUENCE_CLASSIFIER_MIN_STEPS as MIN_SEQUENCE_STEPS
 from keras_lstm.config import TrainingConfig, load_config
 from keras_lstm.training import fit, refit_epochs
-from keras_lstm.training.budget import fit_budget
+from keras_lstm.training.budget import cosine_rate, fit_budget
 from keras_lstm.training.loop import CVResult, FoldResult
 
 
@@ -174,3 +174,71 @@ def test_max_steps_cuts_only_the_fits_that_would_take_more_steps(windows):
 def test_min_steps_wins_over_a_smaller_max_steps():
     budget = fit_budget(TrainingConfig(max_steps=10), 40, min_steps=500)
     assert budget.epochs * budget.steps_per_epoch >= 500
+
+
+@pytest.mark.parametrize("windows", [40, 400, 3000, 100_000])
+def test_auto_schedule_is_cosine_exactly_where_max_steps_cuts_the_fit(windows):
+    uncapped = fit_budget(TrainingConfig(), windows)
+    auto = fit_budget(TrainingConfig(max_steps=1000, schedule="auto"), windows)
+    cut = auto.epochs < uncapped.epochs
+    assert auto.schedule == ("cosine" if cut else "plateau")
+    # without a cap `auto` never changes the schedule; the named schedules are taken as given
+    assert fit_budget(TrainingConfig(schedule="auto"), windows).schedule == "plateau"
+    assert fit_budget(TrainingConfig(max_steps=1000), windows).schedule == "plateau"
+    assert fit_budget(TrainingConfig(schedule="cosine"), windows).schedule == "cosine"
+    # the refit passes its folds' schedule
+    assert fit_budget(TrainingConfig(schedule="auto"), windows, schedule="cosine").schedule == (
+        "cosine"
+    )
+
+
+def test_cosine_rate_falls_from_the_rate_to_near_zero():
+    rates = [cosine_rate(0.01, epoch, 20) for epoch in range(20)]
+    assert rates[0] == 0.01
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert rates[10] == pytest.approx(0.005)
+    assert 0 < rates[-1] < 0.01 * 0.01
+
+
+def test_cosine_schedule_sets_every_epochs_rate_in_folds_and_refit():
+    """`schedule: auto` with a `max_steps` that cuts every fold: each fold's learning rate
+    follows the cosine over its own epochs, and the refit follows it too; with `plateau` the
+    rate stays at `learning_rate` until a plateau halves it."""
+    frame = _small_series()
+    runs = {}
+    for schedule in ("auto", "plateau"):
+        config = load_config(
+            {
+                "seed": 1,
+                "data": {"targets": ["y"], "lookback": 10, "scaler": "window"},
+                "model": {"units": [8], "dropout": 0.0},
+                "training": {
+                    "epochs": 12,
+                    "cv_splits": 2,
+                    "max_steps": 30,
+                    "learning_rate": 0.004,
+                    "schedule": schedule,
+                },
+            }
+        )
+        runs[schedule] = fit(config, frame, verbose=0)
+    bundle = runs["auto"]
+    cv = bundle.report["cv"]
+    for fold in cv.folds:
+        windows = len(bundle.prepared.plan.folds[fold.index].train)
+        planned = math.ceil(30 / math.ceil(windows / 8))  # epochs of the cap, batches of 8
+        expected = [0.004 * 0.5 * (1 + math.cos(math.pi * e / planned)) for e in range(planned)]
+        rates = fold.history["learning_rate"]
+        assert rates == pytest.approx(expected[: len(rates)], rel=1e-5)
+    refit = bundle.report["refit_history"]["learning_rate"]
+    epochs = bundle.metrics["refit_epochs"]
+    assert bundle.metrics["training"]["refit_budget"]["schedule"] == "cosine"
+    assert refit == pytest.approx(
+        [0.004 * 0.5 * (1 + math.cos(math.pi * e / epochs)) for e in range(epochs)], rel=1e-5
+    )
+    plateau = runs["plateau"]
+    assert plateau.metrics["training"]["refit_budget"]["schedule"] == "plateau"
+    for fold in plateau.report["cv"].folds:
+        rates = np.asarray(fold.history["learning_rate"]) / 0.004
+        assert rates[0] == pytest.approx(1.0)
+        assert np.all(np.isclose(np.log2(rates), np.round(np.log2(rates)), atol=1e-4))

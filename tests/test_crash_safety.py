@@ -51,8 +51,11 @@ def _fold_workers(cwd: Path) -> list[str]:
     return found
 
 
-@pytest.fixture
-def project(tmp_path):
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A data file and config shared by the module's tests; each test trains into its own
+    `--out` folder, and the uninterrupted run they compare with is trained once."""
+    tmp_path = tmp_path_factory.mktemp("project")
     rng = np.random.default_rng(0)
     t = np.arange(400)
     pd.DataFrame({"y": np.sin(t / 4) + 0.1 * rng.standard_normal(400)}).to_csv(
@@ -84,10 +87,21 @@ def _metrics(folder: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(project) -> dict:
+    """`metrics.json` of one `train` of the project's config that nothing interrupted."""
+    whole = _start(["train", "config.yaml", "--out", "whole"], project)
+    _, err = whole.communicate(timeout=600)
+    assert whole.returncode == 0, err[-2000:]
+    return _metrics(project / "whole")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
-def test_killed_training_resumes_to_the_uninterrupted_result(project, sig):
-    backup = project / "run" / "backup" / "fold-0"
-    first = _start(["train", "config.yaml", "--out", "run"], project)
+def test_killed_training_resumes_to_the_uninterrupted_result(project, uninterrupted, sig):
+    out_dir = f"run-{sig.name.lower()}"
+    run = project / out_dir
+    backup = run / "backup" / "fold-0"
+    first = _start(["train", "config.yaml", "--out", out_dir], project)
 
     # stop it once fold 0 has checkpointed at least two epochs
     def two_epochs_saved():
@@ -104,45 +118,41 @@ def test_killed_training_resumes_to_the_uninterrupted_result(project, sig):
         assert first.returncode == 143, err[-2000:]
         assert "terminated (SIGTERM)" in err and "run the same command to resume" in err
         assert "Traceback" not in err
-    assert not (project / "run" / "bundle").exists()  # nothing half-written
-    assert not (project / "run" / "metrics.json").exists()
-    second = _start(["train", "config.yaml", "--out", "run"], project)
+    assert not (run / "bundle").exists()  # nothing half-written
+    assert not (run / "metrics.json").exists()
+    second = _start(["train", "config.yaml", "--out", out_dir], project)
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err[-2000:]
     epochs = [line for line in out.splitlines() if line.startswith("Epoch ")]
     assert not epochs[0].startswith("Epoch 1/")  # fold 0 went on from its saved epoch
-    leftovers = [p.name for p in (project / "run").iterdir() if p.name.startswith(".")]
+    leftovers = [p.name for p in run.iterdir() if p.name.startswith(".")]
     assert leftovers == []
-    whole = _start(["train", "config.yaml", "--out", "whole"], project)
-    _, err = whole.communicate(timeout=600)
-    assert whole.returncode == 0, err[-2000:]
-    resumed, uninterrupted = _metrics(project / "run"), _metrics(project / "whole")
+    resumed = _metrics(run)
     for key in ("cv", "test", "refit_epochs", "training"):
         assert resumed[key] == uninterrupted[key], key
 
 
-def test_a_second_train_into_a_running_folder_is_refused_not_interleaved(project):
-    first = _start(["train", "config.yaml", "--out", "run"], project)
-    lock = project / "run" / ".lock"
-    assert _wait_for(lambda: (project / "run" / "backup" / "fold-0").exists(), first)
+def test_a_second_train_into_a_running_folder_is_refused_not_interleaved(project, uninterrupted):
+    first = _start(["train", "config.yaml", "--out", "run-locked"], project)
+    lock = project / "run-locked" / ".lock"
+    assert _wait_for(lambda: (project / "run-locked" / "backup" / "fold-0").exists(), first)
     first.send_signal(signal.SIGSTOP)  # paused mid-fit, holding the folder
     try:
         assert lock.exists()
-        second = _start(["train", "config.yaml", "--out", "run"], project)
+        second = _start(["train", "config.yaml", "--out", "run-locked"], project)
         _, err = second.communicate(timeout=120)
     finally:
         first.send_signal(signal.SIGCONT)
     assert second.returncode == 2, err[-2000:]
-    assert re.search(rf"Another keras-lstm run \(process {first.pid}\) is writing to 'run'", err)
+    assert re.search(
+        rf"Another keras-lstm run \(process {first.pid}\) is writing to 'run-locked'", err
+    )
     assert len(err.strip().splitlines()) == 1, err
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     assert "fold 1/2: done earlier" not in out  # nobody else finished its folds
     assert not lock.exists()
-    whole = _start(["train", "config.yaml", "--out", "whole"], project)
-    _, err = whole.communicate(timeout=600)
-    assert whole.returncode == 0, err[-2000:]
-    assert _metrics(project / "run")["test"] == _metrics(project / "whole")["test"]
+    assert _metrics(project / "run-locked")["test"] == uninterrupted["test"]
 
 
 @pytest.mark.slow  # about 100 s; tests/test_tuning.py resumes an interrupted search in-process

@@ -17,6 +17,11 @@ dozen sequences, and a fold of 29 sequences gets only 4 steps per epoch (whole-s
 classifiers get 1500 unless `training.epochs` is set; measured on the UCR sets of the development
 suite, BENCHMARKS.md). With `auto_budget: false` the configured values are used as they are.
 
+`training.schedule` names the fit's learning-rate schedule: `plateau` (`ReduceLROnPlateau`),
+`cosine` (`cosine_rate` over the fit's epochs), or `auto`: cosine where `max_steps` cut the
+fit's epochs (a short fit anneals to the end of its budget), plateau otherwise. The refit takes
+the schedule of the last fold, whose size is closest to it.
+
 Example:
     >>> from keras_lstm.config import TrainingConfig
     >>> fit_budget(TrainingConfig(), 40).batch_size, fit_budget(TrainingConfig(), 40).patience
