@@ -18,9 +18,13 @@ classifiers get 1500 unless `training.epochs` is set; measured on the UCR sets o
 suite, BENCHMARKS.md). With `auto_budget: false` the configured values are used as they are.
 
 `training.schedule` names the fit's learning-rate schedule: `plateau` (`ReduceLROnPlateau`),
-`cosine` (`cosine_rate` over the fit's epochs), or `auto`: cosine where `max_steps` cut the
-fit's epochs (a short fit anneals to the end of its budget), plateau otherwise. The refit takes
-the schedule of the last fold, whose size is closest to it.
+`cosine` (`cosine_rate` over the fit's epochs), or `auto` (the default): cosine where
+`max_steps` (default 2000) cut the fit's epochs, plateau otherwise. A cut fit anneals to the
+end of its budget, from `learning_rate * sqrt(batch_size / 8)` (the square-root rule for
+Adam's rate with the batch: a batch of 64 starts at 2.8x the rate). Only large data is cut:
+a fit of up to 1,280 windows has at most 20 steps per epoch, 2,000 in 100 epochs. The refit
+takes the schedule of the last fold, whose size is closest to it. Measured on the development
+suite (BENCHMARKS.md, Speed).
 
 Example:
     >>> from keras_lstm.config import TrainingConfig
@@ -50,6 +54,7 @@ class Budget:
     reduce_lr_patience: int
     steps_per_epoch: int
     schedule: str = "plateau"
+    learning_rate: float = 1e-3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +92,7 @@ def fit_budget(
             training.reduce_lr_patience,
             steps,
             schedule or ("cosine" if training.schedule == "cosine" else "plateau"),
+            training.learning_rate,
         )
     batch = min(training.batch_size, max(MIN_BATCH, math.ceil(windows / MIN_STEPS_PER_EPOCH)))
     steps = math.ceil(windows / batch)
@@ -103,7 +109,12 @@ def fit_budget(
     patience = max(training.early_stopping_patience, math.ceil(MIN_PATIENCE_STEPS / steps))
     factor = patience / max(1, training.early_stopping_patience)
     reduce_lr = max(training.reduce_lr_patience, round(training.reduce_lr_patience * factor))
-    return Budget(batch, epochs, min(patience, epochs), min(reduce_lr, epochs), steps, schedule)
+    rate = training.learning_rate
+    if schedule == "cosine":  # the square-root scaling rule for Adam's rate with the batch
+        rate *= math.sqrt(batch / MIN_BATCH)
+    return Budget(
+        batch, epochs, min(patience, epochs), min(reduce_lr, epochs), steps, schedule, rate
+    )
 
 
 def cosine_rate(learning_rate: float, epoch: int, epochs: int) -> float:

@@ -121,7 +121,7 @@ def _callbacks(
     training = config.training
     plateau = schedule = None
     if budget.schedule == "cosine":
-        rate, epochs = training.learning_rate, budget.epochs
+        rate, epochs = budget.learning_rate, budget.epochs
         schedule = keras.callbacks.LearningRateScheduler(
             lambda epoch: cosine_rate(rate, epoch, epochs)
         )
