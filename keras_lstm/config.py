@@ -31,6 +31,9 @@ AUTO = "auto"
 # `model.conv_kernel_size: auto`: these, then 3 for any further layer
 AUTO_KERNELS = (8, 5, 3)
 CALENDAR_FEATURES = ("hour", "day_of_week", "day_of_month", "month", "day_of_year")
+# what one sample is: windows over one series, over many series of one long table (`series_id`),
+# one labelled whole sequence (`label`), one labelled text (`model.embedding`)
+KINDS = ("series", "panel", "sequences", "text")
 SCALERS = ("auto", "window", "sequence", "cv", "standard", "minmax", "robust", "none")
 MISSING_POLICIES = ("error", "ffill", "interpolate", "drop")
 CELLS = ("lstm", "gru")
@@ -181,6 +184,11 @@ class DataConfig:
         scale_per_series: with many series, fit the scalers on each series' own training rows
             (for series of very different sizes) instead of on all series together.
         label: per-series label column for whole-sequence tasks (constant within a series).
+        kind: what one sample is: `series` (windows over one series), `panel` (windows over
+            the many series of one long table, `series_id`), `sequences` (one labelled whole
+            sequence per `series_id`, or arrays `(x, y)` in Python), `text` (one labelled text,
+            `model.embedding`), or `auto` (the default): read from those settings
+            (`keras_lstm.config.data_kind`, the one place that decides it).
         future_features: columns whose values over the forecast horizon are known when the
             forecast is made (calendar flags, holidays, planned prices, weather forecasts). Each
             enters the model `horizon` rows ahead, so a window's last `horizon` steps carry the
@@ -205,6 +213,7 @@ class DataConfig:
     missing: str = "error"
     series_id: str | None = None
     label: str | None = None
+    kind: str = "auto"
     scale_per_series: bool = False
     future_features: tuple[str, ...] | None = None
     calendar: tuple[str, ...] | None = None
@@ -229,6 +238,7 @@ class DataConfig:
         _choice("data.missing", self.missing, MISSING_POLICIES)
         _set(self, "series_id", _optional_str("data.series_id", self.series_id))
         _set(self, "label", _optional_str("data.label", self.label))
+        _choice("data.kind", self.kind, ("auto", *KINDS))
         if not isinstance(self.scale_per_series, bool):
             _fail("data.scale_per_series", self.scale_per_series, "true or false")
         _set(self, "future_features", _str_list("data.future_features", self.future_features))
@@ -606,6 +616,7 @@ class Config:
         for name, cls in SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 _fail(name, getattr(self, name), f"a {cls.__name__}")
+        data_kind(self)  # a declared `data.kind` that contradicts the other settings fails now
         if self.training.interval is not None and self.task != "regression":
             raise ConfigError(
                 "Config key `training.interval` gives prediction intervals of a regression "
@@ -703,16 +714,61 @@ def _sequence_classifier_model(section: Mapping) -> dict:
     return defaults
 
 
-def is_sequence_classifier(raw: Mapping) -> bool:
-    """Whether a raw config asks for a whole-sequence classifier (labelled sequences, not
-    text)."""
-    data, model = raw.get("data") or {}, raw.get("model") or {}
-    return (
-        raw.get("task") == "classification"
-        and bool(data.get("series_id"))
-        and bool(data.get("label"))
-        and not model.get("embedding")
+def data_kind(config: Config, data=None) -> str:
+    """What one sample of `config`'s data is (`KINDS`): `data.kind`, or with `auto` read from
+    the settings: `model.embedding` makes texts, `data.label` (or arrays `(x, y)` passed as
+    `data`) whole sequences, `data.series_id` many series, else one series. Everything that
+    depends on the kind asks this function; a declared kind that contradicts the settings is a
+    `ConfigError`.
+
+    Example:
+        >>> data_kind(load_config({"data": {"series_id": "shop"}}))
+        'panel'
+    """
+    d = config.data
+    return _kind(d.kind, d.label, d.series_id, config.model.embedding, isinstance(data, tuple))
+
+
+_KIND_NEEDS = {
+    "series": "none of `data.series_id`, `data.label` and `model.embedding`",
+    "panel": "`data.series_id` without `data.label` or `model.embedding`",
+    "sequences": "`data.label` (with `data.series_id`) or arrays `(x, y)`",
+    "text": "`model.embedding`",
+}
+
+
+def _kind(declared: str, label, series_id, embedding, arrays: bool = False) -> str:
+    if embedding:
+        found = "text"
+    elif label or arrays:
+        found = "sequences"
+    elif series_id:
+        found = "panel"
+    else:
+        found = "series"
+    if declared in ("auto", found):
+        return found
+    if declared == "sequences" and found == "series":  # arrays given later, in Python
+        return declared
+    raise ConfigError(
+        f"`data.kind: {declared}` needs {_KIND_NEEDS[declared]}, but the settings describe "
+        f"{found} data. Set `data.kind: {found}` or `auto`, or change the settings."
     )
+
+
+def is_sequence_classifier(raw: Mapping) -> bool:
+    """Whether a raw config asks for a whole-sequence classifier: classification of data
+    whose kind (`data_kind`, read from the raw sections) is `sequences`."""
+    data, model = raw.get("data") or {}, raw.get("model") or {}
+    if raw.get("task") != "classification":
+        return False
+    declared = data.get("kind", "auto")
+    try:
+        kind = _kind(declared, data.get("label"), data.get("series_id"), model.get("embedding"))
+    except ConfigError:  # reported when the config is built
+        return False
+    # a label without `series_id` is refused when the data is loaded
+    return kind == "sequences" and bool(data.get("series_id") or declared == "sequences")
 
 
 def from_dict(raw: Mapping) -> Config:

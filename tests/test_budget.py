@@ -184,7 +184,8 @@ def test_auto_schedule_is_cosine_exactly_where_max_steps_cuts_the_fit(windows):
     assert auto.schedule == ("cosine" if cut else "plateau")
     # without a cap `auto` never changes the schedule; the named schedules are taken as given
     assert fit_budget(TrainingConfig(schedule="auto"), windows).schedule == "plateau"
-    assert fit_budget(TrainingConfig(max_steps=1000), windows).schedule == "plateau"
+    plateau = TrainingConfig(max_steps=1000, schedule="plateau")
+    assert fit_budget(plateau, windows).schedule == "plateau"
     assert fit_budget(TrainingConfig(schedule="cosine"), windows).schedule == "cosine"
     # the refit passes its folds' schedule
     assert fit_budget(TrainingConfig(schedule="auto"), windows, schedule="cosine").schedule == (
@@ -200,11 +201,15 @@ def test_cosine_rate_falls_from_the_rate_to_near_zero():
     assert 0 < rates[-1] < 0.01 * 0.01
 
 
+def _cosine(peak: float, epochs: int) -> list[float]:
+    return [peak * 0.5 * (1 + math.cos(math.pi * e / epochs)) for e in range(epochs)]
+
+
 def test_cosine_schedule_sets_every_epochs_rate_in_folds_and_refit():
-    """`schedule: auto` with a `max_steps` that cuts every fold: each fold's learning rate
-    follows the cosine over its own epochs, and the refit follows it too; with `plateau` the
-    rate stays at `learning_rate` until a plateau halves it."""
-    frame = _small_series()
+    """`schedule: auto` with a `max_steps` that cuts every fit: each fold's learning rate
+    follows the cosine over its own epochs from the batch-scaled rate, and the refit follows
+    it too; with `plateau` the rate stays at `learning_rate` until a plateau halves it."""
+    frame = _small_series(rows=400)
     runs = {}
     for schedule in ("auto", "plateau"):
         config = load_config(
@@ -215,7 +220,7 @@ def test_cosine_schedule_sets_every_epochs_rate_in_folds_and_refit():
                 "training": {
                     "epochs": 12,
                     "cv_splits": 2,
-                    "max_steps": 30,
+                    "max_steps": 120,
                     "learning_rate": 0.004,
                     "schedule": schedule,
                 },
@@ -223,22 +228,43 @@ def test_cosine_schedule_sets_every_epochs_rate_in_folds_and_refit():
         )
         runs[schedule] = fit(config, frame, verbose=0)
     bundle = runs["auto"]
-    cv = bundle.report["cv"]
-    for fold in cv.folds:
+    batches = []
+    for fold in bundle.report["cv"].folds:
         windows = len(bundle.prepared.plan.folds[fold.index].train)
-        planned = math.ceil(30 / math.ceil(windows / 8))  # epochs of the cap, batches of 8
-        expected = [0.004 * 0.5 * (1 + math.cos(math.pi * e / planned)) for e in range(planned)]
+        batch = max(8, math.ceil(windows / 16))  # the budget's rule, written out
+        planned = math.ceil(120 / math.ceil(windows / batch))
+        assert planned < 12  # the cap cut it
         rates = fold.history["learning_rate"]
+        expected = _cosine(0.004 * math.sqrt(batch / 8), planned)
         assert rates == pytest.approx(expected[: len(rates)], rel=1e-5)
+        batches.append(batch)
+    assert max(batches) > 8  # so the batch scaling was exercised
     refit = bundle.report["refit_history"]["learning_rate"]
-    epochs = bundle.metrics["refit_epochs"]
-    assert bundle.metrics["training"]["refit_budget"]["schedule"] == "cosine"
-    assert refit == pytest.approx(
-        [0.004 * 0.5 * (1 + math.cos(math.pi * e / epochs)) for e in range(epochs)], rel=1e-5
-    )
+    budget = bundle.metrics["training"]["refit_budget"]
+    assert budget["schedule"] == "cosine"
+    peak = 0.004 * math.sqrt(budget["batch_size"] / 8)
+    assert refit == pytest.approx(_cosine(peak, bundle.metrics["refit_epochs"]), rel=1e-5)
     plateau = runs["plateau"]
     assert plateau.metrics["training"]["refit_budget"]["schedule"] == "plateau"
     for fold in plateau.report["cv"].folds:
         rates = np.asarray(fold.history["learning_rate"]) / 0.004
         assert rates[0] == pytest.approx(1.0)
         assert np.all(np.isclose(np.log2(rates), np.round(np.log2(rates)), atol=1e-4))
+
+
+def test_the_step_cap_is_a_default_only_where_epochs_are_not_set():
+    from keras_lstm.config import DEFAULT_MAX_STEPS, from_dict
+
+    default = load_config({})
+    assert default.training.max_steps == DEFAULT_MAX_STEPS and default.training.schedule == "auto"
+    assert load_config({"training": {"epochs": 40}}).training.max_steps == 0
+    assert load_config({"training": {"max_steps": 300}}).training.max_steps == 300
+    # a saved config reads back as it was written
+    assert from_dict(default.to_dict()) == default
+    # small data never reaches the default cap: up to 1,280 windows take at most 2,000 steps
+    for windows in (10, 128, 500, 1280):
+        budget = fit_budget(default.training, windows)
+        assert budget.epochs == 100 and budget.schedule == "plateau"
+    large = fit_budget(default.training, 3130)
+    assert large.schedule == "cosine" and large.epochs == math.ceil(2000 / 49)
+    assert large.learning_rate == pytest.approx(1e-3 * math.sqrt(64 / 8))

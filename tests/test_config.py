@@ -137,3 +137,59 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         config.save(target)
     assert target.read_text() == "old: content\n"
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        ({}, "series"),
+        ({"data": {"series_id": "shop"}}, "panel"),
+        ({"task": "classification", "data": {"series_id": "s", "label": "y"}}, "sequences"),
+        ({"task": "classification", "model": {"embedding": {"vocab_size": 50, "dim": 8}}}, "text"),
+        ({"task": "classification", "data": {"kind": "sequences"}}, "sequences"),
+        ({"data": {"kind": "panel", "series_id": "shop"}}, "panel"),
+    ],
+)
+def test_data_kind_is_read_from_the_settings_in_one_place(raw, kind):
+    from keras_lstm.config import data_kind
+
+    config = load_config(raw)
+    assert data_kind(config) == kind
+    assert load_config(config.to_dict()) == config  # saved and read back, the same kind
+
+
+@pytest.mark.parametrize(
+    "raw, needs",
+    [
+        ({"data": {"kind": "panel"}}, "`data.series_id`"),
+        ({"data": {"kind": "series", "series_id": "shop"}}, "none of `data.series_id`"),
+        ({"data": {"kind": "text"}}, "`model.embedding`"),
+        ({"data": {"kind": "sequences", "series_id": "shop"}}, "`data.label`"),
+        ({"data": {"kind": "tables"}}, None),
+    ],
+)
+def test_a_declared_kind_that_contradicts_the_settings_is_refused(raw, needs):
+    with pytest.raises(ConfigError, match="data.kind") as caught:
+        load_config(raw)
+    if needs:
+        assert needs in str(caught.value)
+
+
+def test_declared_sequences_get_the_classifier_defaults_and_arrays_are_sequences():
+    import numpy as np
+
+    from keras_lstm.config import SEQUENCE_CLASSIFIER_MODEL
+    from keras_lstm.training import prepare
+
+    declared = load_config({"task": "classification", "data": {"kind": "sequences"}})
+    assert declared.model.units == tuple(SEQUENCE_CLASSIFIER_MODEL["units"])
+    x, y = np.random.default_rng(0).standard_normal((20, 6, 2)), np.arange(20) % 2
+    assert prepare(declared, (x, y)).kind == "sequences"
+    # arrays are whole sequences whatever else is set, unless a kind says otherwise
+    assert prepare(load_config({"task": "classification"}), (x, y)).kind == "sequences"
+    panel = load_config({"data": {"kind": "panel", "series_id": "shop"}})
+    with pytest.raises(ConfigError, match="`data.kind: panel` needs .* describe sequences"):
+        prepare(panel, (x, y))
+    table_without_ids = load_config({"task": "classification", "data": {"kind": "sequences"}})
+    with pytest.raises(ConfigError, match="needs `data.series_id`"):
+        prepare(table_without_ids, __import__("pandas").DataFrame({"x": [1.0, 2.0]}))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from keras_lstm.config import Config
+from keras_lstm.config import Config, data_kind
 from keras_lstm.data.loading import Table, load_table, read_frame, with_future_inputs
 from keras_lstm.data.scaling import Scaler
 from keras_lstm.data.sequences import (
@@ -338,16 +338,16 @@ def _concat(train: Table, test: Table) -> Table:
     )
 
 
-def _prepare_samples(config: Config, data) -> Prepared:
+def _prepare_samples(config: Config, data, kind: str) -> Prepared:
     d = config.data
-    if config.model.embedding:
+    if kind == "text":
         texts, labels = load_texts(data, d)
         test_count = 0
         if d.test_path:
             test_texts, test_labels = load_texts(d.test_path, d)
             texts, labels = texts + test_texts, np.concatenate([labels, test_labels])
             test_count = len(test_texts)
-        sequences, kind = None, "text"
+        sequences = None
     else:
         if isinstance(data, tuple):
             sequences = sequences_from_arrays(*data)
@@ -368,7 +368,7 @@ def _prepare_samples(config: Config, data) -> Prepared:
                 len(test.sequences),
             )
         test_count = sequences.test_count
-        labels, texts, kind = sequences.labels, None, "sequences"
+        labels, texts = sequences.labels, None
     classes = None
     if config.task == "classification":
         classes, labels = _encode_labels(labels, "label")
@@ -496,7 +496,8 @@ def prepare(config: Config, data=None, first_target: int | None = None) -> Prepa
 
 
 def _prepare_any(config: Config, data, first_target: int | None) -> Prepared:
-    if config.model.embedding or config.data.label or isinstance(data, tuple):
+    kind = data_kind(config, data)
+    if kind in ("sequences", "text"):
         if config.data.future_features or config.data.calendar:
             raise ConfigError(
                 "`data.future_features` and `data.calendar` are inputs known ahead of a "
@@ -507,9 +508,21 @@ def _prepare_any(config: Config, data, first_target: int | None) -> Prepared:
                 "`data.label` (one label per sequence) needs `data.series_id` to say which rows "
                 "form each sequence."
             )
-        return _prepare_samples(config, data)
-    if config.data.series_id:
+        table = not isinstance(data, tuple)
+        if kind == "sequences" and table and not (config.data.label and config.data.series_id):
+            raise ConfigError(
+                "`data.kind: sequences` from a table needs `data.series_id` (which rows form "
+                "each sequence) and `data.label` (one label per sequence); arrays `(x, y)` "
+                "need neither."
+            )
+        return _prepare_samples(config, data, kind)
+    if kind == "panel":
         return _prepare_panel(config, data)
+    return _prepare_series(config, data, first_target)
+
+
+def _prepare_series(config: Config, data, first_target: int | None) -> Prepared:
+    """One series: checked, with its walk-forward plan."""
     if config.task == "classification" and config.data.horizon != 1:
         raise ConfigError(
             "Classification predicts the label of the next step: set `data.horizon` to 1. "
