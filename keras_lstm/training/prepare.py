@@ -416,7 +416,7 @@ def _encode_labels(raw, name: str) -> tuple[tuple, np.ndarray]:
     return classes, raw.map(lookup).to_numpy(dtype=np.int64)
 
 
-def _prepare_panel(config: Config, data) -> Prepared:
+def _prepare_panel(config: Config, data, first_target=None) -> Prepared:
     """Many series in one long table: stacked, split at common times, one global model."""
     d = config.data
     if d.test_path:
@@ -496,29 +496,39 @@ def prepare(config: Config, data=None, first_target: int | None = None) -> Prepa
 
 
 def _prepare_any(config: Config, data, first_target: int | None) -> Prepared:
-    kind = data_kind(config, data)
-    if kind in ("sequences", "text"):
-        if config.data.future_features or config.data.calendar:
-            raise ConfigError(
-                "`data.future_features` and `data.calendar` are inputs known ahead of a "
-                "forecast; whole sequences and texts have no forecast horizon. Remove them."
-            )
-        if config.data.label and not config.data.series_id and not isinstance(data, tuple):
+    return PREPARERS[data_kind(config, data)](config, data, first_target)
+
+
+def _prepare_sequences(config: Config, data, first_target=None) -> Prepared:
+    """Labelled whole sequences, from a long table (`series_id`, `label`) or arrays."""
+    _refuse_forecast_inputs(config)
+    d = config.data
+    if not isinstance(data, tuple) and not (d.label and d.series_id):
+        if d.label:
             raise ConfigError(
                 "`data.label` (one label per sequence) needs `data.series_id` to say which rows "
                 "form each sequence."
             )
-        table = not isinstance(data, tuple)
-        if kind == "sequences" and table and not (config.data.label and config.data.series_id):
-            raise ConfigError(
-                "`data.kind: sequences` from a table needs `data.series_id` (which rows form "
-                "each sequence) and `data.label` (one label per sequence); arrays `(x, y)` "
-                "need neither."
-            )
-        return _prepare_samples(config, data, kind)
-    if kind == "panel":
-        return _prepare_panel(config, data)
-    return _prepare_series(config, data, first_target)
+        raise ConfigError(
+            "`data.kind: sequences` from a table needs `data.series_id` (which rows form "
+            "each sequence) and `data.label` (one label per sequence); arrays `(x, y)` "
+            "need neither."
+        )
+    return _prepare_samples(config, data, "sequences")
+
+
+def _prepare_text(config: Config, data, first_target=None) -> Prepared:
+    """Labelled texts (`model.embedding`)."""
+    _refuse_forecast_inputs(config)
+    return _prepare_samples(config, data, "text")
+
+
+def _refuse_forecast_inputs(config: Config) -> None:
+    if config.data.future_features or config.data.calendar:
+        raise ConfigError(
+            "`data.future_features` and `data.calendar` are inputs known ahead of a "
+            "forecast; whole sequences and texts have no forecast horizon. Remove them."
+        )
 
 
 def _prepare_series(config: Config, data, first_target: int | None) -> Prepared:
@@ -545,3 +555,12 @@ def _prepare_series(config: Config, data, first_target: int | None) -> Prepared:
         return Prepared(config, table, plan)
     classes, labels = _encode_labels(table.targets[:, 0], table.target_names[0])
     return Prepared(config, table, plan, classes, labels)
+
+
+# how each data kind (`keras_lstm.config.KINDS`) is loaded, checked and planned
+PREPARERS = {
+    "series": _prepare_series,
+    "panel": _prepare_panel,
+    "sequences": _prepare_sequences,
+    "text": _prepare_text,
+}
