@@ -780,84 +780,14 @@ def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | No
     choice = None
     if cv is None:
         prepared, cv, choice = choose_scaler(prepared, out_dir, verbose)
-    keras.backend.clear_session()
-    seed_everything(config.seed)
     final = prepared.plan.final
-    # the refit may take `training.min_steps` too (whole-sequence classifiers: the folds' best
-    # epoch on a few validation sequences undertrains it)
-    # the refit follows the last fold's learning-rate schedule (`training.schedule: auto`)
-    last = prepared.plan.folds[-1]
-    schedule = fit_budget(
-        config.training, len(last.train), config.training.epochs, config.training.min_steps
-    ).schedule
-    budget = fit_budget(
-        config.training,
-        len(final.train),
-        refit_epochs(cv),
-        config.training.min_steps,
-        schedule=schedule,
-    )
-    epochs = budget.epochs
-    _say(verbose, f"refit: {len(final.train)} windows, {epochs} epochs; then the test part")
-    fold_data = prepared.fold_data(final)
-    model, history = train_model(
-        prepared,
-        final,
-        fold_data,
-        epochs=epochs,
-        validation=False,
-        tag="refit",
-        out_dir=Path(out_dir) if out_dir else None,
-        verbose=verbose,
-        schedule=schedule,
-    )
+    model, history, fold_data, budget = _refit(prepared, cv, out_dir, verbose)
     scored = evaluate(prepared, final, fold_data, model)
-    cv_baselines = {
-        name: summarize([f.baselines[name] for f in cv.folds])[0] for name in scored["baselines"]
-    }
-    comparison = {
-        "cv": baseline_comparison(cv.mean, cv_baselines),
-        "test": baseline_comparison(scored["metrics"], scored["baselines"]),
-    }
-    metrics = {
-        "cv": cv.to_dict(),
-        "test": scored["metrics"],
-        "baselines": {
-            name: {"test": values, "cv": cv_baselines[name]}
-            for name, values in scored["baselines"].items()
-        },
-        "beats_baselines": all(c is None or c["beats"] for c in comparison.values()),
-        "baseline_comparison": comparison,
-        "refit_epochs": epochs,
-        "training": {
-            "refit_rule": REFIT_RULE,
-            "fold_best_epochs": cv.best_epochs,
-            "refit_budget": fit_budget(
-                config.training, len(final.train), epochs, schedule=schedule
-            ).to_dict(),
-            "scaler": prepared.scaler,
-        },
-    }
-    if choice is not None:
-        metrics["training"]["scaler_choice"] = choice
-    if config.task == "regression":
-        metrics["notes"] = metric_notes(
-            [f.metrics for f in cv.folds],
-            scored["metrics"],
-            config.data.season,
-            [prepared.plan.folds[f.index].train_rows for f in cv.folds],
-        )
+    metrics = _fit_metrics(prepared, cv, scored, budget, choice)
     preprocessing = preprocessing_dict(prepared, fold_data)
     test_bounds = None
     if config.training.interval is not None:
-        record = calibrate_intervals(prepared, cv)
-        preprocessing["intervals"] = record
-        test_bounds = {
-            level: intervals.bounds(scored["pred"], scored["spreads"], record, level)
-            for level in config.training.interval
-        }
-        metrics["test"].update(interval_metrics(scored["true"], test_bounds, prepared))
-        metrics["intervals"] = {k: v for k, v in record.items() if k != "offsets"}
+        test_bounds = _add_intervals(prepared, cv, scored, preprocessing, metrics)
     bundle = Bundle(
         model=model,
         preprocessing=preprocessing,
@@ -875,6 +805,96 @@ def _fit(config: Config, prepared: Prepared, out_dir, verbose, cv: CVResult | No
         "test_spreads": scored.get("spreads"),
     }
     return bundle
+
+
+def _refit(prepared: Prepared, cv: CVResult, out_dir, verbose):
+    """Train the refit on every window before the test part for `refit_epochs(cv)` epochs
+    (at least `training.min_steps` steps; the last fold's learning-rate schedule); returns
+    `(model, history, fold_data, budget)`."""
+    config = prepared.config
+    keras.backend.clear_session()
+    seed_everything(config.seed)
+    final = prepared.plan.final
+    training = config.training
+    # the refit may take `training.min_steps` too (whole-sequence classifiers: the folds' best
+    # epoch on a few validation sequences undertrains it), and follows the last fold's
+    # learning-rate schedule (`training.schedule: auto`)
+    last = prepared.plan.folds[-1]
+    schedule = fit_budget(training, len(last.train), training.epochs, training.min_steps).schedule
+    epochs = fit_budget(
+        training, len(final.train), refit_epochs(cv), training.min_steps, schedule=schedule
+    ).epochs
+    _say(verbose, f"refit: {len(final.train)} windows, {epochs} epochs; then the test part")
+    fold_data = prepared.fold_data(final)
+    model, history = train_model(
+        prepared,
+        final,
+        fold_data,
+        epochs=epochs,
+        validation=False,
+        tag="refit",
+        out_dir=Path(out_dir) if out_dir else None,
+        verbose=verbose,
+        schedule=schedule,
+    )
+    budget = fit_budget(training, len(final.train), epochs, schedule=schedule)
+    return model, history, fold_data, budget
+
+
+def _fit_metrics(prepared: Prepared, cv: CVResult, scored: dict, budget: Budget, choice) -> dict:
+    """`metrics.json` of a fit: CV and test metrics beside the baselines, the refit's budget
+    and how it was chosen."""
+    config = prepared.config
+    cv_baselines = {
+        name: summarize([f.baselines[name] for f in cv.folds])[0] for name in scored["baselines"]
+    }
+    comparison = {
+        "cv": baseline_comparison(cv.mean, cv_baselines),
+        "test": baseline_comparison(scored["metrics"], scored["baselines"]),
+    }
+    metrics = {
+        "cv": cv.to_dict(),
+        "test": scored["metrics"],
+        "baselines": {
+            name: {"test": values, "cv": cv_baselines[name]}
+            for name, values in scored["baselines"].items()
+        },
+        "beats_baselines": all(c is None or c["beats"] for c in comparison.values()),
+        "baseline_comparison": comparison,
+        "refit_epochs": budget.epochs,
+        "training": {
+            "refit_rule": REFIT_RULE,
+            "fold_best_epochs": cv.best_epochs,
+            "refit_budget": budget.to_dict(),
+            "scaler": prepared.scaler,
+        },
+    }
+    if choice is not None:
+        metrics["training"]["scaler_choice"] = choice
+    if config.task == "regression":
+        metrics["notes"] = metric_notes(
+            [f.metrics for f in cv.folds],
+            scored["metrics"],
+            config.data.season,
+            [prepared.plan.folds[f.index].train_rows for f in cv.folds],
+        )
+    return metrics
+
+
+def _add_intervals(
+    prepared: Prepared, cv: CVResult, scored: dict, preprocessing: dict, metrics: dict
+) -> dict:
+    """Calibrate the intervals on the CV residuals into `preprocessing`, score them on the
+    test part into `metrics`; returns the test part's bounds per level."""
+    record = calibrate_intervals(prepared, cv)
+    preprocessing["intervals"] = record
+    test_bounds = {
+        level: intervals.bounds(scored["pred"], scored["spreads"], record, level)
+        for level in prepared.config.training.interval
+    }
+    metrics["test"].update(interval_metrics(scored["true"], test_bounds, prepared))
+    metrics["intervals"] = {k: v for k, v in record.items() if k != "offsets"}
+    return test_bounds
 
 
 def calibrate_intervals(prepared: Prepared, cv: CVResult) -> dict:
