@@ -95,10 +95,6 @@ def run_export(args) -> int:
         )
     # TensorFlow takes seconds to import: loaded when the command runs, not for `--help`
     from keras_lstm.bundle import Bundle
-    from tflite_export.c_array import write_c_array
-    from tflite_export.exporter import export
-    from tflite_export.onnx_export import export_onnx
-    from tflite_export.saved_model import export_saved_model
 
     bundle = Bundle.load(args.bundle)
     folder = bundle.directory  # the bundle folder itself, also when given its run folder
@@ -107,36 +103,56 @@ def run_export(args) -> int:
         raise ExportError(
             "--streaming writes a .tflite step model; use --format tflite or c-array."
         )
-    if fmt == "onnx":
-        out = Path(args.out or folder / "model.onnx")
-        report = export_onnx(bundle, out, max_error=args.max_error)
-        ops = ", ".join(f"{name} x{count}" for name, count in report["ops"].items())
-        print(f"{out}: {report['size_bytes']:,} bytes, ONNX opset {report['opset']}")
-        print(f"  ops: {ops}")
-        print(
-            f"  parity vs Keras in onnxruntime on {report['validation_windows']} held-out "
-            f"windows: relative RMSE {report['relative_rmse']:.4g}, max abs error "
-            f"{report['max_abs_error']:.3g}"
-        )
-        print(
-            f"  latency per window: onnxruntime {report['latency_ms_p50']:.3f} ms, compiled "
-            f"Keras {report['keras_latency_ms_p50']:.3f} ms"
-        )
-        print(f"  report: {report_path(out)}")
-        return 0
-    if fmt == "saved_model":
-        out = Path(args.out or folder / "saved_model")
-        export_saved_model(bundle, out)
-        print(f"SavedModel written to {out} (signature `serving_default`: scaled windows in).")
-        return 0
-    if fmt not in FORMATS:
+    runner = EXPORTERS.get(fmt)
+    if runner is None:
         raise ExportError(f"Expected --format {', '.join(FORMATS)}. Received: {fmt!r}")
-    if getattr(args, "adaptable", False):
-        return _run_adaptable(args, bundle, folder)
+    if getattr(args, "adaptable", False) and fmt in ("tflite", "c-array"):
+        runner = _run_adaptable
+    return runner(args, bundle, folder)
+
+
+def _run_onnx(args, bundle, folder: Path) -> int:
+    """`export --format onnx`: the ONNX file and its onnxruntime parity."""
+    from tflite_export.onnx_export import export_onnx
+
+    out = Path(args.out or folder / "model.onnx")
+    report = export_onnx(bundle, out, max_error=args.max_error)
+    ops = ", ".join(f"{name} x{count}" for name, count in report["ops"].items())
+    print(f"{out}: {report['size_bytes']:,} bytes, ONNX opset {report['opset']}")
+    print(f"  ops: {ops}")
+    print(
+        f"  parity vs Keras in onnxruntime on {report['validation_windows']} held-out "
+        f"windows: relative RMSE {report['relative_rmse']:.4g}, max abs error "
+        f"{report['max_abs_error']:.3g}"
+    )
+    print(
+        f"  latency per window: onnxruntime {report['latency_ms_p50']:.3f} ms, compiled "
+        f"Keras {report['keras_latency_ms_p50']:.3f} ms"
+    )
+    print(f"  report: {report_path(out)}")
+    return 0
+
+
+def _run_saved_model(args, bundle, folder: Path) -> int:
+    """`export --format saved_model`: a SavedModel for TensorFlow Serving."""
+    from tflite_export.saved_model import export_saved_model
+
+    out = Path(args.out or folder / "saved_model")
+    export_saved_model(bundle, out)
+    print(f"SavedModel written to {out} (signature `serving_default`: scaled windows in).")
+    return 0
+
+
+def _run_tflite(args, bundle, folder: Path) -> int:
+    """`export --format tflite` or `c-array`: the verified `.tflite` file (and C source)."""
+    from tflite_export.c_array import write_c_array
+    from tflite_export.exporter import export
+
     mode = args.quantize
     streaming = bool(getattr(args, "streaming", False))
     suffix = "-streaming" if streaming else ""
-    if fmt == "c-array":
+    c_array = args.format == "c-array"
+    if c_array:
         source = Path(args.out or folder / f"model-{mode}{suffix}.cc")
         if source.suffix not in (".cc", ".cpp"):
             raise ExportError(
@@ -157,10 +173,15 @@ def run_export(args) -> int:
         streaming=streaming,
         calibration_margin=getattr(args, "calibration_margin", None),
     )
-    if fmt == "c-array":
+    if c_array:
         written = write_c_array(out, source)
         print(f"C array for TFLite Micro: {', '.join(str(path) for path in written)}")
         _print_micro(report["micro"])
+    _print_tflite_report(report, out, mode, streaming)
+    return 0
+
+
+def _print_tflite_report(report: dict, out: Path, mode: str, streaming: bool) -> None:
     ops = ", ".join(f"{name} x{count}" for name, count in report["ops"].items())
     print(f"{out}: {report['size_bytes']:,} bytes, mode {mode}, builtin ops only")
     print(f"  ops: {ops}")
@@ -174,7 +195,7 @@ def run_export(args) -> int:
             "); for TFLite Micro only: LiteRT's desktop interpreter cannot run it"
         )
         print(f"  report: {report_path(out)}")
-        return 0
+        return
     if streaming:
         print(
             f"  streaming: LiteRT {report['latency_ms_p50']:.3f} ms per step "
@@ -195,7 +216,6 @@ def run_export(args) -> int:
             f"file in float weights); calibration margin {report['calibration_margin']:g}"
         )
     print(f"  report: {report_path(out)}")
-    return 0
 
 
 def _run_adaptable(args, bundle, folder: Path) -> int:
@@ -254,3 +274,12 @@ def _print_micro(micro: dict) -> None:
             "this model will not run there."
         )
     print(f"  tensor arena: at most about {micro['arena_bytes_estimate']:,} bytes")
+
+
+# each --format and the function that writes it (`--adaptable` picks `_run_adaptable`)
+EXPORTERS = {
+    "tflite": _run_tflite,
+    "c-array": _run_tflite,
+    "onnx": _run_onnx,
+    "saved_model": _run_saved_model,
+}
