@@ -205,61 +205,15 @@ def build_model(
             "token inputs and padded whole sequences cannot use it. Choose another `data.scaler`."
         )
     import keras
-    from keras import layers, regularizers
 
     config = model_config
     stack = [keras.Input(shape=input_shape)]
-    if mask_value is not None and not config.embedding:
-        stack.append(layers.Masking(mask_value=mask_value))
-    if config.embedding:
-        # No mask_zero: padded token windows then mean the same in Keras and in the exported
-        # fixed-length TFLite model, so device and training agree exactly.
-        stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
-    masked = mask_value is not None and not config.embedding
-    if masked and sequence_standardized:
-        stack.append(SequenceStandardized(scale_channels=True, level_channels=True))
-    for filters, kernel, pool_size in conv_front(config, input_shape[0] or sequence_length):
-        conv = MaskedConv1D if masked else layers.Conv1D
-        activation = None if config.batch_norm else "relu"
-        stack.append(conv(filters, kernel, padding="causal", activation=activation))
-        if config.batch_norm:
-            stack += [layers.BatchNormalization(), layers.Activation("relu")]
-        if pool_size > 1:
-            pool = MaskedMaxPooling1D if masked else layers.MaxPooling1D
-            stack.append(pool(pool_size) if masked else pool(pool_size, padding="same"))
-    cell = recurrent_cell(config.cell)
-    for position, units in enumerate(config.units):
-        last = position == len(config.units) - 1
-        recurrent = cell(
-            units,
-            return_sequences=not last or config.pooling != "last",
-            recurrent_dropout=config.recurrent_dropout,
-            kernel_regularizer=regularizers.L2(config.l2) if config.l2 else None,
-            recurrent_regularizer=regularizers.L2(config.l2) if config.l2 else None,
-        )
-        if config.bidirectional:
-            recurrent = layers.Bidirectional(recurrent, merge_mode=config.merge_mode)
-        stack.append(recurrent)
-        if last and config.pooling == "mean":
-            stack.append(layers.GlobalAveragePooling1D())
-        elif last and config.pooling == "attention":
-            stack.append(AttentionPooling())
-        if config.dropout:
-            stack.append(layers.Dropout(config.dropout))
-    for units in config.dense_units:
-        stack.append(layers.Dense(units, activation="relu"))
-
-    if task == "regression":
-        horizon, targets = output_shape
-        stack += [layers.Dense(horizon * targets), layers.Reshape((horizon, targets))]
-        loss = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[training.loss]
-        metrics = ["mae"]
-    elif output_shape[0] == 2:
-        stack.append(layers.Dense(1, activation="sigmoid"))
-        loss, metrics = "binary_crossentropy", ["accuracy"]
-    else:
-        stack.append(layers.Dense(output_shape[0], activation="softmax"))
-        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    stack += _front_layers(
+        config, input_shape[0] or sequence_length, mask_value, sequence_standardized
+    )
+    stack += _recurrent_layers(config)
+    head, loss, metrics = _output_layers(task, output_shape, training)
+    stack += head
 
     # a linear map of the whole window needs a fixed window: not for padded sequences or text
     linear = (
@@ -294,3 +248,76 @@ def build_model(
     )
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
+
+
+def _front_layers(config: ModelConfig, length, mask_value, sequence_standardized) -> list:
+    """Masking or the embedding, per-sequence standardization and the convolutional front
+    (`conv_front` for sequences of about `length` steps)."""
+    from keras import layers
+
+    stack = []
+    if mask_value is not None and not config.embedding:
+        stack.append(layers.Masking(mask_value=mask_value))
+    if config.embedding:
+        # No mask_zero: padded token windows then mean the same in Keras and in the exported
+        # fixed-length TFLite model, so device and training agree exactly.
+        stack.append(layers.Embedding(config.embedding["vocab_size"], config.embedding["dim"]))
+    masked = mask_value is not None and not config.embedding
+    if masked and sequence_standardized:
+        stack.append(SequenceStandardized(scale_channels=True, level_channels=True))
+    for filters, kernel, pool_size in conv_front(config, length):
+        conv = MaskedConv1D if masked else layers.Conv1D
+        activation = None if config.batch_norm else "relu"
+        stack.append(conv(filters, kernel, padding="causal", activation=activation))
+        if config.batch_norm:
+            stack += [layers.BatchNormalization(), layers.Activation("relu")]
+        if pool_size > 1:
+            pool = MaskedMaxPooling1D if masked else layers.MaxPooling1D
+            stack.append(pool(pool_size) if masked else pool(pool_size, padding="same"))
+    return stack
+
+
+def _recurrent_layers(config: ModelConfig) -> list:
+    """One recurrent layer per `units` entry (sequences chained, optionally Bidirectional, L2),
+    the last one's outputs pooled by `model.pooling`, Dropout after each; hidden Dense layers."""
+    from keras import layers, regularizers
+
+    stack = []
+    cell = recurrent_cell(config.cell)
+    for position, units in enumerate(config.units):
+        last = position == len(config.units) - 1
+        recurrent = cell(
+            units,
+            return_sequences=not last or config.pooling != "last",
+            recurrent_dropout=config.recurrent_dropout,
+            kernel_regularizer=regularizers.L2(config.l2) if config.l2 else None,
+            recurrent_regularizer=regularizers.L2(config.l2) if config.l2 else None,
+        )
+        if config.bidirectional:
+            recurrent = layers.Bidirectional(recurrent, merge_mode=config.merge_mode)
+        stack.append(recurrent)
+        if last and config.pooling == "mean":
+            stack.append(layers.GlobalAveragePooling1D())
+        elif last and config.pooling == "attention":
+            stack.append(AttentionPooling())
+        if config.dropout:
+            stack.append(layers.Dropout(config.dropout))
+    for units in config.dense_units:
+        stack.append(layers.Dense(units, activation="relu"))
+    return stack
+
+
+def _output_layers(task: str, output_shape, training: TrainingConfig):
+    """The output layers, the loss and the metrics of `task`."""
+    import keras
+    from keras import layers
+
+    if task == "regression":
+        horizon, targets = output_shape
+        head = [layers.Dense(horizon * targets), layers.Reshape((horizon, targets))]
+        loss = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[training.loss]
+        return head, loss, ["mae"]
+    if output_shape[0] == 2:
+        return [layers.Dense(1, activation="sigmoid")], "binary_crossentropy", ["accuracy"]
+    head = [layers.Dense(output_shape[0], activation="softmax")]
+    return head, "sparse_categorical_crossentropy", ["accuracy"]
