@@ -373,37 +373,12 @@ def score_outputs(
         >>> raw = model.predict(x)  # doctest: +SKIP
         >>> score_outputs(prepared, fold, fold_data, x, y, raw)["metrics"]  # doctest: +SKIP
     """
-    rows = fold.validation
     raw = np.asarray(raw, dtype=np.float64)
     # outputs to real units through the fold's preprocessing object, as a bundle would do
     pre = Preprocessing.from_dict(preprocessing_dict(prepared, fold_data), "the fold")
     if prepared.classes is not None:
-        labels = y[:, 0, 0].astype(int)
-        probabilities = pre.real(raw)
-        metrics = classification_metrics(labels, probabilities)
-        result = {
-            "metrics": metrics,
-            "baselines": {},
-            "val_loss": metrics["log_loss"],
-            "true": labels,
-            "pred": probabilities,
-        }
-        if not baselines:
-            return result
-        counts = np.bincount(prepared.labels[fold.train], minlength=len(prepared.classes))
-        majority = np.tile(counts / counts.sum(), (len(labels), 1))
-        result["baselines"]["majority"] = classification_metrics(labels, majority)
-        if prepared.kind == "sequences":
-            # the classic baseline of labelled sequences: each validation sequence takes the
-            # label of its nearest training sequence (scaled by the fold's scaler, zero-padded)
-            inputs = fold_data.windows.inputs
-            guess = nearest_neighbour_labels(
-                inputs[fold.train], prepared.labels[fold.train], inputs[rows]
-            )
-            result["baselines"]["1nn_euclidean"] = hard_label_metrics(
-                labels, guess, len(prepared.classes)
-            )
-        return result
+        return _score_classes(prepared, fold, fold_data, y, pre.real(raw), baselines)
+    rows = fold.validation
     val_loss = float(np.mean((raw - y) ** 2))
     pred = pre.real(raw)
     # each window's spread per target in real units: what interval offsets are scaled by
@@ -417,19 +392,63 @@ def score_outputs(
             pred[chosen] = one.real(raw[chosen])
             spreads[chosen] = one.spreads(x[chosen], channels)
     if prepared.kind != "series":  # one value per whole sequence
-        true = prepared.labels[rows][:, None, None]
-        mean = np.full_like(true, prepared.labels[fold.train].mean())
-        names, scale = prepared.target_names, np.array([np.nan])
-        return {
-            "metrics": regression_metrics(true, pred.reshape(true.shape), names, scale),
-            "baselines": {"mean": regression_metrics(true, mean, names, scale)}
-            if baselines
-            else {},
-            "val_loss": val_loss,
-            "true": true,
-            "pred": pred.reshape(true.shape),
-            "spreads": spreads,
-        }
+        scored = _score_sample_values(prepared, fold, pred, baselines)
+    else:
+        scored = _score_windows(prepared, fold, pred, baselines)
+    return {**scored, "val_loss": val_loss, "spreads": spreads}
+
+
+def _score_classes(
+    prepared: Prepared, fold: Fold, fold_data: FoldData, y, probabilities, baselines
+):
+    """Classification: accuracy and log loss beside the majority class and, for whole
+    sequences, 1NN-Euclidean."""
+    rows = fold.validation
+    labels = y[:, 0, 0].astype(int)
+    metrics = classification_metrics(labels, probabilities)
+    result = {
+        "metrics": metrics,
+        "baselines": {},
+        "val_loss": metrics["log_loss"],
+        "true": labels,
+        "pred": probabilities,
+    }
+    if not baselines:
+        return result
+    counts = np.bincount(prepared.labels[fold.train], minlength=len(prepared.classes))
+    majority = np.tile(counts / counts.sum(), (len(labels), 1))
+    result["baselines"]["majority"] = classification_metrics(labels, majority)
+    if prepared.kind == "sequences":
+        # the classic baseline of labelled sequences: each validation sequence takes the
+        # label of its nearest training sequence (scaled by the fold's scaler, zero-padded)
+        inputs = fold_data.windows.inputs
+        guess = nearest_neighbour_labels(
+            inputs[fold.train], prepared.labels[fold.train], inputs[rows]
+        )
+        result["baselines"]["1nn_euclidean"] = hard_label_metrics(
+            labels, guess, len(prepared.classes)
+        )
+    return result
+
+
+def _score_sample_values(prepared: Prepared, fold: Fold, pred, baselines: bool) -> dict:
+    """Regression of one value per whole sequence or text, beside the training mean."""
+    rows = fold.validation
+    true = prepared.labels[rows][:, None, None]
+    mean = np.full_like(true, prepared.labels[fold.train].mean())
+    names, scale = prepared.target_names, np.array([np.nan])
+    return {
+        "metrics": regression_metrics(true, pred.reshape(true.shape), names, scale),
+        "baselines": {"mean": regression_metrics(true, mean, names, scale)} if baselines else {},
+        "true": true,
+        "pred": pred.reshape(true.shape),
+    }
+
+
+def _score_windows(prepared: Prepared, fold: Fold, pred, baselines: bool) -> dict:
+    """Forecasts of windows over one or many series, beside the naive and seasonal-naive
+    forecasts (and per series for many)."""
+    rows = fold.validation
     data, table = prepared.config.data, prepared.table
     true = table.targets[rows[:, None] + np.arange(data.horizon)].astype(np.float64)
     starts = prepared.row_starts(rows)
@@ -456,10 +475,8 @@ def score_outputs(
             name: regression_metrics(true, values, names, scale)
             for name, values in forecasts.items()
         },
-        "val_loss": val_loss,
         "true": true,
         "pred": pred,
-        "spreads": spreads,
     }
 
 
