@@ -227,18 +227,7 @@ def train_model(
     strategy = resolve_strategy(config)
     use_compilation_cache()
     with strategy.scope():
-        model = build_model(
-            config.model,
-            prepared.input_shape,
-            prepared.output_shape,
-            config.task,
-            training,
-            mask_value=prepared.mask_value,
-            window_channels=prepared.window_channels,
-            sequence_standardized=prepared.scaler == "sequence",
-            sequence_length=prepared.sequence_length,
-            season=config.data.season if config.model.seasonal_base else 1,
-        )
+        model = _build(prepared)
     seed = None if config.seed is None else config.seed + 1
     # cross-validation fits may take `training.min_steps` (training/budget.py); the refit
     # trains exactly as long as they found best
@@ -279,24 +268,46 @@ def train_model(
         # JAX takes the NumPy batches as they come (one compilation per shape)
         batches = as_tf_dataset(batches)
         val = None if val is None else as_tf_dataset(val)
-    class_weight = None
-    if prepared.classes is not None and training.class_weight == "balanced":
-        seen = prepared.labels[fold.train]
-        present = np.unique(seen)
-        weights = compute_class_weight("balanced", classes=present, y=seen)
-        class_weight = {int(c): float(w) for c, w in zip(present, weights, strict=True)}
     history = model.fit(
         batches,
         validation_data=val,
         epochs=budget.epochs,
         callbacks=callbacks,
-        class_weight=class_weight,
+        class_weight=_class_weight(prepared, fold),
         shuffle=False,  # WindowBatches reshuffles the windows itself (training.shuffle)
         verbose=verbose,
     )
     if backup is not None:  # every epoch, those before a resume too
         return model, backup.history
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _build(prepared: Prepared):
+    """A fresh compiled model for `prepared`'s shapes, kind and scaler."""
+    config = prepared.config
+    return build_model(
+        config.model,
+        prepared.input_shape,
+        prepared.output_shape,
+        config.task,
+        config.training,
+        mask_value=prepared.mask_value,
+        window_channels=prepared.window_channels,
+        sequence_standardized=prepared.scaler == "sequence",
+        sequence_length=prepared.sequence_length,
+        season=config.data.season if config.model.seasonal_base else 1,
+    )
+
+
+def _class_weight(prepared: Prepared, fold: Fold) -> dict | None:
+    """With `training.class_weight: balanced`, each class weighted by its inverse frequency
+    among `fold`'s training samples; else None."""
+    if prepared.classes is None or prepared.config.training.class_weight != "balanced":
+        return None
+    seen = prepared.labels[fold.train]
+    present = np.unique(seen)
+    weights = compute_class_weight("balanced", classes=present, y=seen)
+    return {int(c): float(w) for c, w in zip(present, weights, strict=True)}
 
 
 def _window_loss_weights(prepared: Prepared, fold: Fold, fold_data: FoldData):
