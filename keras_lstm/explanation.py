@@ -222,56 +222,21 @@ def explain(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise DataError(f"repeats must be a whole number >= 1; received {repeats!r}.")
     config = bundle.config
-    if data is None and not config.data.path:
-        raise DataError(
-            "The bundle was trained on data given in Python (its config has no data.path): "
-            "pass the same data to explain (explain(bundle, frame) or --input FILE)."
-        )
-    prepared = prepare(config, data)
+    prepared, fold_data, x, y = _test_part(bundle, data)
     final = prepared.plan.final
-    fold_data = prepared.fold_data(final)
-    _check_training_data(bundle, prepared, fold_data)
-    x, y = fold_data.windows.gather(final.validation)
-    if len(x) < 2:
-        raise DataError(
-            f"The test part has {len(x)} sample(s); shuffling needs at least 2. Give more data "
-            "or a larger data.test_size."
-        )
-    metric = "accuracy" if prepared.classes is not None else "rmse"
-
-    def score(inputs) -> float:
-        raw = bundle.predict_scaled(inputs)
-        scored = score_outputs(prepared, final, fold_data, inputs, y, raw, baselines=False)
-        return float(scored["metrics"][metric])
-
-    def damage(shuffled) -> float:
-        return shuffled - base if metric == "rmse" else base - shuffled
-
-    base = score(x)
+    scorer = _Scorer(bundle, prepared, fold_data, x, y)
     rng = np.random.default_rng(config.seed if seed is None else seed)
     groups = _token_groups(x) if prepared.kind == "text" else _column_groups(prepared)
     if prepared.kind == "text":
         repeats = 1  # removing a token is the same every time
-    columns = {}
-    for name, channels in groups.items():
-        values = [damage(score(_shuffle(x, channels, rng, prepared.kind))) for _ in range(repeats)]
-        columns[name] = {
-            "mean": float(np.mean(values)),
-            "std": float(np.std(values)),
-            "repeats": [float(v) for v in values],
-        }
+    columns = _column_importance(scorer, x, groups, rng, repeats)
     if prepared.kind == "text":
         vocabulary = fold_data.vocabulary
         columns = {vocabulary[int(token)]: v for token, v in columns.items()}
     columns = dict(sorted(columns.items(), key=lambda item: -item[1]["mean"]))
     lag_table = {}
     if lags and prepared.kind == "series":
-        lookback = x.shape[1]
-        for name, channels in groups.items():
-            lag_table[name] = [
-                damage(score(_shuffle(x, channels, rng, "series", step=lookback - lag)))
-                for lag in range(1, lookback + 1)
-            ]
+        lag_table = _lag_importance(scorer, x, groups, rng)
     shap_lags, shap_values = {}, None
     if shap:
         background = _background(fold_data, final, rng)
@@ -292,8 +257,8 @@ def explain(
         shap_index=[str(i) for i in prepared.sample_index(final.validation)]
         if per_forecast
         else None,
-        metric=metric,
-        score=base,
+        metric=scorer.metric,
+        score=scorer.base,
         columns=columns,
         lags=lag_table,
         kind="panel" if prepared.starts is not None else prepared.kind,
@@ -301,6 +266,76 @@ def explain(
         repeats=repeats,
         seconds=time.perf_counter() - started,
     )
+
+
+def _test_part(bundle, data):
+    """`(prepared, fold_data, x, y)` of the test part of `data`, checked to be the data the
+    bundle was trained on."""
+    config = bundle.config
+    if data is None and not config.data.path:
+        raise DataError(
+            "The bundle was trained on data given in Python (its config has no data.path): "
+            "pass the same data to explain (explain(bundle, frame) or --input FILE)."
+        )
+    prepared = prepare(config, data)
+    final = prepared.plan.final
+    fold_data = prepared.fold_data(final)
+    _check_training_data(bundle, prepared, fold_data)
+    x, y = fold_data.windows.gather(final.validation)
+    if len(x) < 2:
+        raise DataError(
+            f"The test part has {len(x)} sample(s); shuffling needs at least 2. Give more data "
+            "or a larger data.test_size."
+        )
+    return prepared, fold_data, x, y
+
+
+class _Scorer:
+    """The bundle's test score (RMSE or accuracy) of inputs, and how much worse than on the
+    unshuffled inputs (`damage`: positive when shuffling hurts)."""
+
+    def __init__(self, bundle, prepared, fold_data, x, y):
+        self.bundle, self.prepared, self.fold_data, self.y = bundle, prepared, fold_data, y
+        self.metric = "accuracy" if prepared.classes is not None else "rmse"
+        self.base = self(x)
+
+    def __call__(self, inputs) -> float:
+        raw = self.bundle.predict_scaled(inputs)
+        final = self.prepared.plan.final
+        scored = score_outputs(
+            self.prepared, final, self.fold_data, inputs, self.y, raw, baselines=False
+        )
+        return float(scored["metrics"][self.metric])
+
+    def damage(self, inputs) -> float:
+        shuffled = self(inputs)
+        return shuffled - self.base if self.metric == "rmse" else self.base - shuffled
+
+
+def _column_importance(scorer: _Scorer, x, groups: dict, rng, repeats: int) -> dict:
+    """Per column group: the damage of `repeats` shuffles, their mean and spread."""
+    kind = scorer.prepared.kind
+    columns = {}
+    for name, channels in groups.items():
+        values = [scorer.damage(_shuffle(x, channels, rng, kind)) for _ in range(repeats)]
+        columns[name] = {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values)),
+            "repeats": [float(v) for v in values],
+        }
+    return columns
+
+
+def _lag_importance(scorer: _Scorer, x, groups: dict, rng) -> dict:
+    """Per column group, the damage of shuffling each lag (1 = the last step) alone."""
+    lookback = x.shape[1]
+    return {
+        name: [
+            scorer.damage(_shuffle(x, channels, rng, "series", step=lookback - lag))
+            for lag in range(1, lookback + 1)
+        ]
+        for name, channels in groups.items()
+    }
 
 
 ATTENTION_SAMPLES = 20  # test samples whose attention weights are kept
