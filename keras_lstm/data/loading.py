@@ -327,6 +327,46 @@ def with_future_inputs(table: Table, config: DataConfig) -> Table:
     )
 
 
+def _input_columns(frame: pd.DataFrame, config: DataConfig, skip: set) -> list[str]:
+    """The feature columns (`data.features`, or every numeric column not in `skip`) and the
+    future columns after them, with the targets checked to be there."""
+    if not config.targets:
+        raise DataError(
+            "No target column: set `data.targets` to the column(s) to predict. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    missing = [c for c in config.targets if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"Target column {missing[0]!r} (data.targets) is not in the data. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    features = select_features(frame, config.features, skip)
+    future = list(config.future_features or ())
+    absent = [c for c in future if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"Future column {absent[0]!r} (data.future_features) is not in the data. "
+            f"Columns: {', '.join(frame.columns)}."
+        )
+    return features + [c for c in future if c not in features]
+
+
+def _refuse_constant(frame: pd.DataFrame, features: list[str]) -> None:
+    """One row, or a feature column with one value, carries nothing to learn from."""
+    if len(frame) < 2:  # one row is "constant" in every column
+        raise DataError(
+            f"The data has {len(frame)} row; training needs at least lookback + horizon rows "
+            "for one window, and many more for the folds and the test part. Provide more rows."
+        )
+    for column in features:
+        if frame[column].nunique(dropna=True) <= 1:
+            raise DataError(
+                f"Feature column {column!r} is constant: it carries no information and cannot be "
+                "scaled. Leave it out of `data.features`."
+            )
+
+
 def load_table(
     source: str | os.PathLike | pd.DataFrame | None,
     config: DataConfig,
@@ -362,29 +402,10 @@ def load_table(
     frame.columns = [str(c) for c in frame.columns]
     if frame.empty:
         raise DataError("The data has no rows. Pass a table with a header and data rows.")
-    if not config.targets:
-        raise DataError(
-            "No target column: set `data.targets` to the column(s) to predict. "
-            f"Columns: {', '.join(frame.columns)}."
-        )
-    missing = [c for c in config.targets if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"Target column {missing[0]!r} (data.targets) is not in the data. "
-            f"Columns: {', '.join(frame.columns)}."
-        )
     skip = {config.time_column, config.series_id, config.label} - {None}
     if task == "classification":
-        skip |= set(config.targets)
-    features = select_features(frame, config.features, skip)
-    future = list(config.future_features or ())
-    absent = [c for c in future if c not in frame.columns]
-    if absent:
-        raise DataError(
-            f"Future column {absent[0]!r} (data.future_features) is not in the data. "
-            f"Columns: {', '.join(frame.columns)}."
-        )
-    features += [c for c in future if c not in features]
+        skip |= set(config.targets or ())
+    features = _input_columns(frame, config, skip)
     numeric = list(
         dict.fromkeys(features + ([] if task == "classification" else list(config.targets)))
     )
@@ -396,17 +417,8 @@ def load_table(
     frame = _apply_missing(frame, used, config.missing)
     if frame.empty:
         raise DataError("No rows are left after dropping rows with missing values.")
-    if check_constant and len(frame) < 2:  # one row is "constant" in every column
-        raise DataError(
-            f"The data has {len(frame)} row; training needs at least lookback + horizon rows "
-            "for one window, and many more for the folds and the test part. Provide more rows."
-        )
-    for column in features if check_constant else ():
-        if frame[column].nunique(dropna=True) <= 1:
-            raise DataError(
-                f"Feature column {column!r} is constant: it carries no information and cannot be "
-                "scaled. Leave it out of `data.features`."
-            )
+    if check_constant:
+        _refuse_constant(frame, features)
     if times is not None:
         index = pd.Index(frame["__time__"], name=config.time_column)
     else:
