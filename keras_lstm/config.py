@@ -43,8 +43,6 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 FOLD_WORKERS = ("auto", "always", "never")
 LOSSES = ("mse", "mae", "huber")
 SCHEDULES = ("plateau", "cosine", "auto")
-# `training.max_steps` of a config that leaves `training.epochs` unset (keras_lstm.training.budget)
-DEFAULT_MAX_STEPS = 2000
 ALGORITHMS = ("random", "bayesian", "hyperband")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8", "int8-full", "int16x8")
 
@@ -424,15 +422,16 @@ class TrainingConfig:
         max_steps: with `auto_budget`, the most gradient steps of one fit: a fit on many
             windows stops after `ceil(max_steps / steps_per_epoch)` epochs if `epochs` would
             take it further (large data takes many steps per epoch and learns in fewer epochs).
-            `0` turns it off; at least `min_steps` when both are set. A config that leaves
-            `training.epochs` unset gets 2000 (only fits of over 1,280 windows reach it);
-            one that sets `epochs` gets those epochs.
-        schedule: the learning rate over a fit: `plateau` (Keras' `ReduceLROnPlateau` halves
-            it after `reduce_lr_patience` epochs without improvement), `cosine` (from
-            `learning_rate * sqrt(batch / 8)` down to near zero over the fit's epochs, a
-            cosine; early stopping still ends a fit), or `auto` (the default: cosine for the
-            fits that `max_steps` cuts short, and their refit; plateau otherwise). Rule in
-            `keras_lstm.training.budget`.
+            `0` (the default) turns it off; at least `min_steps` when both are set. A cap
+            costs accuracy (BENCHMARKS.md, Speed): a fast first look on large data.
+        schedule: the learning rate over a fit: `plateau` (the default: Keras'
+            `ReduceLROnPlateau` halves it after `reduce_lr_patience` epochs without
+            improvement), `cosine` (from `learning_rate * sqrt(batch / 8)` down to near zero
+            over the fit's epochs, a cosine; early stopping still ends a fit), or `auto`
+            (cosine for the fits that `max_steps` cuts short, and their refit; plateau
+            otherwise). With `max_steps: 2000`, `auto` learned taylor's one-step forecast
+            better than the uncapped default and its day-ahead forecast far worse
+            (BENCHMARKS.md, Speed). Rule in `keras_lstm.training.budget`.
         fold_workers: fit cross-validation folds in short-lived worker processes, so the memory
             TensorFlow keeps for every fitted model is handed back when a worker exits:
             `always`, `never`, or `auto` (workers during tuning, where one process fits
@@ -472,7 +471,7 @@ class TrainingConfig:
     loss: str = "mse"
     min_steps: int = 0
     max_steps: int = 0
-    schedule: str = "auto"
+    schedule: str = "plateau"
     interval: tuple[float, ...] | None = None
 
     def __post_init__(self):
@@ -792,9 +791,8 @@ def from_dict(raw: Mapping) -> Config:
         section = raw.get(name) or {}
         if name == "model" and sequence_classifier:
             section = {**_sequence_classifier_model(section), **section}
-        if name == "training" and isinstance(section, Mapping) and "epochs" not in section:
-            section = {"max_steps": DEFAULT_MAX_STEPS, **section}
-            if sequence_classifier:
+        if name == "training" and sequence_classifier and isinstance(section, Mapping):
+            if "epochs" not in section:
                 section = {"min_steps": SEQUENCE_CLASSIFIER_MIN_STEPS, **section}
         if not isinstance(section, Mapping):
             raise ConfigError(

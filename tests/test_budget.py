@@ -252,19 +252,21 @@ def test_cosine_schedule_sets_every_epochs_rate_in_folds_and_refit():
         assert np.all(np.isclose(np.log2(rates), np.round(np.log2(rates)), atol=1e-4))
 
 
-def test_the_step_cap_is_a_default_only_where_epochs_are_not_set():
-    from keras_lstm.config import DEFAULT_MAX_STEPS, from_dict
+def test_by_default_no_fit_is_capped_and_the_rate_follows_plateaus():
+    """The cap and the cosine are opt-in: with the defaults a fit of any size takes its
+    epochs under `ReduceLROnPlateau` at `learning_rate`; `auto` with a cap anneals only the
+    fits it cuts, from the square-root batch-scaled rate."""
+    from keras_lstm.config import from_dict
 
     default = load_config({})
-    assert default.training.max_steps == DEFAULT_MAX_STEPS and default.training.schedule == "auto"
-    assert load_config({"training": {"epochs": 40}}).training.max_steps == 0
-    assert load_config({"training": {"max_steps": 300}}).training.max_steps == 300
-    # a saved config reads back as it was written
+    assert default.training.max_steps == 0 and default.training.schedule == "plateau"
     assert from_dict(default.to_dict()) == default
-    # small data never reaches the default cap: up to 1,280 windows take at most 2,000 steps
-    for windows in (10, 128, 500, 1280):
+    for windows in (10, 128, 1280, 3130, 100_000):
         budget = fit_budget(default.training, windows)
         assert budget.epochs == 100 and budget.schedule == "plateau"
-    large = fit_budget(default.training, 3130)
+        assert budget.learning_rate == default.training.learning_rate
+    opted = load_config({"training": {"max_steps": 2000, "schedule": "auto"}}).training
+    assert fit_budget(opted, 1280).schedule == "plateau"  # 20 steps x 100 epochs: not cut
+    large = fit_budget(opted, 3130)
     assert large.schedule == "cosine" and large.epochs == math.ceil(2000 / 49)
     assert large.learning_rate == pytest.approx(1e-3 * math.sqrt(64 / 8))

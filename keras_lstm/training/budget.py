@@ -17,14 +17,13 @@ dozen sequences, and a fold of 29 sequences gets only 4 steps per epoch (whole-s
 classifiers get 1500 unless `training.epochs` is set; measured on the UCR sets of the development
 suite, BENCHMARKS.md). With `auto_budget: false` the configured values are used as they are.
 
-`training.schedule` names the fit's learning-rate schedule: `plateau` (`ReduceLROnPlateau`),
-`cosine` (`cosine_rate` over the fit's epochs), or `auto` (the default): cosine where
-`max_steps` (default 2000) cut the fit's epochs, plateau otherwise. A cut fit anneals to the
-end of its budget, from `learning_rate * sqrt(batch_size / 8)` (the square-root rule for
-Adam's rate with the batch: a batch of 64 starts at 2.8x the rate). Only large data is cut:
-a fit of up to 1,280 windows has at most 20 steps per epoch, 2,000 in 100 epochs. The refit
-takes the schedule of the last fold, whose size is closest to it. Measured on the development
-suite (BENCHMARKS.md, Speed).
+`training.schedule` names the fit's learning-rate schedule: `plateau` (the default,
+`ReduceLROnPlateau`), `cosine` (`cosine_rate` over the fit's epochs, from
+`learning_rate * sqrt(batch_size / 8)`: the square-root rule for Adam's rate with the batch),
+or `auto`: cosine where `max_steps` cut the fit's epochs, plateau otherwise. The refit takes
+the schedule of the last fold, whose size is closest to it. Neither a cap nor the cosine is
+a default: measured on taylor's one-step and day-ahead forecasts, no setting of them won on
+both (BENCHMARKS.md, Speed).
 
 Example:
     >>> from keras_lstm.config import TrainingConfig
