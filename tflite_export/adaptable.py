@@ -180,17 +180,7 @@ def export_adaptable(
         58
     """
     pre = dict(bundle.preprocessing)
-    if pre.get("kind") != "series" or pre.get("series_scalers") or pre.get("series_ids"):
-        raise ExportError(
-            "Only forecasters of one series adapt on the device; this bundle is of kind "
-            f"{pre.get('kind')!r}{' with many series' if pre.get('series_ids') else ''}."
-        )
-    if pre.get("future_features") or pre.get("calendar"):
-        raise ExportError(
-            "Forecasters with known future inputs (data.future_features, data.calendar) do not "
-            "adapt on the device yet: their training pairs need the future rows. Export "
-            "without --adaptable."
-        )
+    _check_adaptable(pre)
     if learning_rate is None:
         learning_rate = ADAPT_LEARNING_RATE
     if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
@@ -235,19 +225,39 @@ def export_adaptable(
         "preprocessing": {**pre, "lookback": lookback},
         "state_reset": ADAPT_NOTE,
         "micro": micro_support(content).to_dict(),
-        "adaptation": {
-            "signatures": list(SIGNATURES),
-            "layers": list(module.names),
-            "shapes": [list(v.shape) for v in module.adapted],
-            "state_size": int(sum(module.sizes)),
-            "learning_rate": float(learning_rate),
-            "batch_size": ADAPT_BATCH,
-            "epochs": ADAPT_EPOCHS,
-            "max_change": float(max_change),
-            "bounds": list(module.bounds),
-            "loss": "mean squared error of the scaled targets",
-            "microcontrollers": MICRO_NOTE,
-        },
+        "adaptation": _adaptation_report(module, learning_rate, max_change),
     }
     _commit(Path(out_path), content, report)
     return report
+
+
+def _check_adaptable(pre: dict) -> None:
+    """Only a forecaster of one series without future inputs adapts on the device."""
+    if pre.get("kind") != "series" or pre.get("series_scalers") or pre.get("series_ids"):
+        raise ExportError(
+            "Only forecasters of one series adapt on the device; this bundle is of kind "
+            f"{pre.get('kind')!r}{' with many series' if pre.get('series_ids') else ''}."
+        )
+    if pre.get("future_features") or pre.get("calendar"):
+        raise ExportError(
+            "Forecasters with known future inputs (data.future_features, data.calendar) do not "
+            "adapt on the device yet: their training pairs need the future rows. Export "
+            "without --adaptable."
+        )
+
+
+def _adaptation_report(module, learning_rate: float, max_change: float) -> dict:
+    """The report's `adaptation`: signatures, adapted weights and the settings of SGD."""
+    return {
+        "signatures": list(SIGNATURES),
+        "layers": list(module.names),
+        "shapes": [list(v.shape) for v in module.adapted],
+        "state_size": int(sum(module.sizes)),
+        "learning_rate": float(learning_rate),
+        "batch_size": ADAPT_BATCH,
+        "epochs": ADAPT_EPOCHS,
+        "max_change": float(max_change),
+        "bounds": list(module.bounds),
+        "loss": "mean squared error of the scaled targets",
+        "microcontrollers": MICRO_NOTE,
+    }
