@@ -849,9 +849,10 @@ def _refit(prepared: Prepared, cv: CVResult, out_dir, verbose):
     # learning-rate schedule (`training.schedule: auto`)
     last = prepared.plan.folds[-1]
     schedule = fit_budget(training, len(last.train), training.epochs, training.min_steps).schedule
-    epochs = fit_budget(
+    budget = fit_budget(
         training, len(final.train), refit_epochs(cv), training.min_steps, schedule=schedule
-    ).epochs
+    )
+    epochs = budget.epochs
     _say(verbose, f"refit: {len(final.train)} windows, {epochs} epochs; then the test part")
     fold_data = prepared.fold_data(final)
     model, history = train_model(
@@ -865,7 +866,6 @@ def _refit(prepared: Prepared, cv: CVResult, out_dir, verbose):
         verbose=verbose,
         schedule=schedule,
     )
-    budget = fit_budget(training, len(final.train), epochs, schedule=schedule)
     return model, history, fold_data, budget
 
 
