@@ -716,9 +716,9 @@ def _sequence_classifier_model(section: Mapping) -> dict:
 def data_kind(config: Config, data=None) -> str:
     """What one sample of `config`'s data is (`KINDS`): `data.kind`, or with `auto` read from
     the settings: `model.embedding` makes texts, `data.label` (or arrays `(x, y)` passed as
-    `data`) whole sequences, `data.series_id` many series, else one series. Everything that
-    depends on the kind asks this function; a declared kind that contradicts the settings is a
-    `ConfigError`.
+    `data`) whole sequences, `data.series_id` many series, else one series. Loading
+    (`keras_lstm.training.prepare`) and the config's defaults ask this function; a declared
+    kind that contradicts the settings is a `ConfigError`.
 
     Example:
         >>> data_kind(load_config({"data": {"series_id": "shop"}}))
