@@ -80,6 +80,26 @@ KINDS_TO_TEST = {
 }
 
 
+def test_every_kind_has_a_preparer_a_preprocessing_class_and_a_contract_case():
+    """A kind added to `keras_lstm.config.KINDS` fails here until it can be loaded, saved and
+    run through the contract below; each case's config is read as its own kind."""
+    from keras_lstm.config import KINDS as CONFIG_KINDS
+    from keras_lstm.config import data_kind, load_config
+    from keras_lstm.training.prepare import PREPARERS
+
+    assert set(PREPARERS) == set(CONFIG_KINDS)
+    assert set(KINDS) == set(CONFIG_KINDS)
+    assert set(KINDS_TO_TEST) == set(CONFIG_KINDS)
+    for kind, case in KINDS_TO_TEST.items():
+        extra = case()[0]
+        raw = {
+            "task": extra.get("task", "regression"),
+            "data": {**extra["data"], **extra.get("data_extra", {})},
+            "model": extra.get("model", {}),
+        }
+        assert data_kind(load_config(raw)) == kind
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS_TO_TEST))
 def test_every_kind_round_trips_from_training_to_the_device(tmp_path, kind):
     extra, frame, new = KINDS_TO_TEST[kind]()
