@@ -11,7 +11,7 @@ Usage:
     python benchmarks/kind_branches.py --list     # every comparison with its line
 
 Example:
-    >>> count_kind_comparisons("if kind == 'panel' or kind in ('text',): pass")
+    >>> len(kind_comparisons("if kind == 'panel' or kind in ('text',): pass"))
     2
 """
 
@@ -47,10 +47,6 @@ def kind_comparisons(source: str) -> list[int]:
         if any(_names_a_kind(side) for side in [node.left, *node.comparators]):
             lines.append(node.lineno)
     return lines
-
-
-def count_kind_comparisons(source: str) -> int:
-    return len(kind_comparisons(source))
 
 
 def scan(root: Path = ROOT) -> dict[str, list[int]]:

@@ -338,37 +338,45 @@ def _concat(train: Table, test: Table) -> Table:
     )
 
 
-def _prepare_samples(config: Config, data, kind: str) -> Prepared:
+def _load_texts(config: Config, data) -> tuple[list, np.ndarray, int]:
+    """Texts and labels, those of `data.test_path` appended; with the test count."""
     d = config.data
-    if kind == "text":
-        texts, labels = load_texts(data, d)
-        test_count = 0
-        if d.test_path:
-            test_texts, test_labels = load_texts(d.test_path, d)
-            texts, labels = texts + test_texts, np.concatenate([labels, test_labels])
-            test_count = len(test_texts)
-        sequences = None
+    texts, labels = load_texts(data, d)
+    if not d.test_path:
+        return texts, labels, 0
+    test_texts, test_labels = load_texts(d.test_path, d)
+    return texts + test_texts, np.concatenate([labels, test_labels]), len(test_texts)
+
+
+def _load_sequences(config: Config, data) -> SequenceTable:
+    """Labelled sequences from arrays or a long table, those of `data.test_path` appended."""
+    d = config.data
+    if isinstance(data, tuple):
+        sequences = sequences_from_arrays(*data)
     else:
-        if isinstance(data, tuple):
-            sequences = sequences_from_arrays(*data)
-        else:
-            sequences = load_sequences(data, d)
-        if d.test_path:
-            test = load_sequences(d.test_path, d)
-            if test.feature_names != sequences.feature_names:
-                raise DataError(
-                    f"The test file's feature columns {list(test.feature_names)} differ from the "
-                    f"training data's {list(sequences.feature_names)}."
-                )
-            sequences = SequenceTable(
-                sequences.sequences + test.sequences,
-                np.concatenate([sequences.labels, test.labels]),
-                sequences.feature_names,
-                sequences.ids + test.ids,
-                len(test.sequences),
-            )
-        test_count = sequences.test_count
-        labels, texts = sequences.labels, None
+        sequences = load_sequences(data, d)
+    if not d.test_path:
+        return sequences
+    test = load_sequences(d.test_path, d)
+    if test.feature_names != sequences.feature_names:
+        raise DataError(
+            f"The test file's feature columns {list(test.feature_names)} differ from the "
+            f"training data's {list(sequences.feature_names)}."
+        )
+    return SequenceTable(
+        sequences.sequences + test.sequences,
+        np.concatenate([sequences.labels, test.labels]),
+        sequences.feature_names,
+        sequences.ids + test.ids,
+        len(test.sequences),
+    )
+
+
+def _prepare_samples(
+    config: Config, kind: str, labels, test_count: int, sequences=None, texts=None
+) -> Prepared:
+    """One labelled sample per sequence or text: labels encoded, stratified split plan."""
+    d = config.data
     classes = None
     if config.task == "classification":
         classes, labels = _encode_labels(labels, "label")
@@ -514,13 +522,17 @@ def _prepare_sequences(config: Config, data, first_target=None) -> Prepared:
             "each sequence) and `data.label` (one label per sequence); arrays `(x, y)` "
             "need neither."
         )
-    return _prepare_samples(config, data, "sequences")
+    sequences = _load_sequences(config, data)
+    return _prepare_samples(
+        config, "sequences", sequences.labels, sequences.test_count, sequences=sequences
+    )
 
 
 def _prepare_text(config: Config, data, first_target=None) -> Prepared:
     """Labelled texts (`model.embedding`)."""
     _refuse_forecast_inputs(config)
-    return _prepare_samples(config, data, "text")
+    texts, labels, test_count = _load_texts(config, data)
+    return _prepare_samples(config, "text", labels, test_count, texts=texts)
 
 
 def _refuse_forecast_inputs(config: Config) -> None:
