@@ -97,7 +97,10 @@ def test_float32_is_builtin_fused_and_exact(exports, name):
     assert report["runtime"] == "litert"  # int16x8 files say tflite-micro
     assert not any(op.startswith("CUSTOM") or "FLEX" in op for op in report["ops"])
     assert report["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0) == fused
-    assert "WHILE" not in report["ops"]
+    config = CONFIGS[name][0]
+    directions = 2 if config.bidirectional else 1
+    loops = len(config.units) * directions if config.cell == "gru" else 0
+    assert report["ops"].get("WHILE", 0) == loops  # one loop per GRU direction, none for LSTMs
     assert report["max_abs_error"] <= 1e-4
     # Independent check on fresh windows the export never saw.
     windows = _windows(20, seed=7)
@@ -309,6 +312,45 @@ def test_lite_predictor_classification_and_errors(tmp_path, raw_frame):
     (tmp_path / "m.tflite.json").unlink()
     with pytest.raises(BundleError, match="report"):
         LitePredictor(tmp_path / "m.tflite")
+
+
+def test_gru_loop_makes_int8_smaller_than_float32_and_int8_full_all_integer(tmp_path):
+    """A GRU is one WHILE loop holding one step: its int8 file is smaller than its float32 one
+    (unrolled, every step's ops carried their own quantization parameters: 1.5x float32), and
+    both are far smaller than the unrolled float32 file. `int8-full` unrolls instead, so that
+    nothing stays float (the loop's state crosses the WHILE boundary in float32)."""
+    import keras
+
+    from tflite_export.convert import convert
+    from tflite_export.forward import build_forward
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(cell="gru", units=(32, 16)), (24, 4), (1, 1), "regression")
+    windows = np.random.default_rng(0).standard_normal((64, 24, 4)).astype(np.float32)
+    sizes = {
+        mode: export(model, mode, tmp_path / f"{mode}.tflite", windows, max_error=10.0)
+        for mode in ("int8-full", "float32", "int8")  # int8-full first: see BENCHMARKS.md
+    }
+    unrolled, _ = convert(build_forward(model, gru_loop=False)[0], "float32")
+    assert sizes["float32"]["ops"]["WHILE"] == 2
+    assert sizes["int8"]["size_bytes"] < sizes["float32"]["size_bytes"]
+    assert sizes["float32"]["size_bytes"] < len(unrolled) / 2
+    assert "WHILE" not in sizes["int8-full"]["ops"]
+    assert sizes["int8-full"]["kept_float"]["ops"] == {}
+    assert sizes["int8"]["kept_float"]["ops"] == {"WHILE": 2}
+    expected = model(windows[:16], training=False).numpy().reshape(16, -1)
+    for mode in ("float32", "int8", "int8-full"):
+        got = _run_file(tmp_path / f"{mode}.tflite", windows[:16]).reshape(16, -1)
+        bar = 1e-4 if mode == "float32" else 0.1 * np.std(expected)
+        assert np.sqrt(np.mean((got - expected) ** 2)) <= bar, mode
+    # TFLite Micro runs the loop too (it registers WHILE), about as close to Keras as LiteRT
+    # (its reference kernels round differently).
+    from tflite_export.requantize import run_micro
+
+    micro = run_micro((tmp_path / "int8.tflite").read_bytes(), windows[:16]).reshape(16, -1)
+    lite = _run_file(tmp_path / "int8.tflite", windows[:16]).reshape(16, -1)
+    lite_error = np.sqrt(np.mean((lite - expected) ** 2))
+    assert np.sqrt(np.mean((micro - expected) ** 2)) <= 1.5 * lite_error
 
 
 def test_integer_modes_report_the_recipe_tried(exports):

@@ -26,7 +26,7 @@ MODES = QUANTIZE_MODES  # one list, in the config (`export.quantize`)
 CONVERTER_MODES = tuple(m for m in MODES if m != "int16x8")
 
 RECIPES = {
-    "float32": "float32: fused UNIDIRECTIONAL_SEQUENCE_LSTM, unrolled GRU, no quantization",
+    "float32": "float32: fused UNIDIRECTIONAL_SEQUENCE_LSTM, GRU as a WHILE loop, no quantization",
     "float16": "float16 weights (dequantized to float32 at load), float32 compute",
     "dynamic": "dynamic range: int8 weights (tensors >= 1024 elements), float activations",
     "integer-lstm": (

@@ -303,7 +303,8 @@ def export(
                 inputs, representative=np.concatenate(steps)[:, None].astype(np.float32)
             )
     else:
-        forward, spec = build_forward(inputs.model, inputs.lookback)
+        # int8-full promises a board that needs no float: GRUs unrolled, all-integer.
+        forward, spec = build_forward(inputs.model, inputs.lookback, mode != "int8-full")
         window = is_window_normalized(inputs.model)
         time_steps = int(spec.shape[1])
         if validation.shape[1] != time_steps:

@@ -8,8 +8,8 @@ constants (so no variable freezing is involved):
 - every `LSTM` (and each direction of a `Bidirectional(LSTM)`) becomes a `tf.function` whose
   attributes carry `api_implements: "lstm_<id>"` and whose signature is Keras 2's
   `standard_lstm`; the converter replaces it with one fused `UNIDIRECTIONAL_SEQUENCE_LSTM`;
-- every `GRU` is unrolled over the static window length (a while-loop GRU after a fused LSTM of
-  the same state size is miscompiled by the converter, and the unrolled form is all builtins);
+- every `GRU` becomes one `tf.while_loop` over the static window length (a builtin WHILE
+  whose body is one step), so its file and its int8 quantization parameters hold one step;
 - `Conv1D`, `Dense`, `Embedding`, `Reshape` and `Flatten` become their TF ops; `Dropout` and other
   inference-time identities vanish.
 
@@ -146,34 +146,71 @@ class _GRU:
         self.units = units
         self.return_sequences = layer.return_sequences
         self.reverse = reverse ^ bool(layer.go_backwards)
+        self.loop = True
 
     def __call__(self, x, length=None):
         if self.reverse:
             x = _reverse(x, length)
-        units = self.units
-        # One matmul for the input projection of every step; the recurrence is unrolled.
+        # One matmul for the input projection of every step; the recurrence is a loop.
         projected = tf.einsum("btf,fk->btk", x, self.kernel) + self.input_bias
-        h = tf.zeros([x.shape[0], units], tf.float32)
-        outputs = []
-        for step in range(x.shape[1]):
-            x_z, x_r, x_h = tf.split(projected[:, step], 3, axis=1)
-            if self.reset_after:
-                inner = tf.matmul(h, self.recurrent_kernel) + self.recurrent_bias
-                r_z, r_r, r_h = tf.split(inner, 3, axis=1)
-                z = tf.sigmoid(x_z + r_z)
-                r = tf.sigmoid(x_r + r_r)
-                candidate = tf.tanh(x_h + r * r_h)
-            else:
-                inner = tf.matmul(h, self.recurrent_kernel[:, : 2 * units])
-                r_z, r_r = tf.split(inner, 2, axis=1)
-                z = tf.sigmoid(x_z + r_z)
-                r = tf.sigmoid(x_r + r_r)
-                candidate = tf.tanh(x_h + tf.matmul(r * h, self.recurrent_kernel[:, 2 * units :]))
-            h = z * h + (1.0 - z) * candidate
-            outputs.append(h)
+        keep_sequence = self.return_sequences or length is not None
+        run = self._loop if self.loop else self._unrolled
+        h, sequence = run(projected, keep_sequence)
         if self.return_sequences:
-            return tf.stack(outputs, axis=1)
-        return h if length is None else _last_valid(tf.stack(outputs, axis=1), length)
+            return sequence
+        return h if length is None else _last_valid(sequence, length)
+
+    def _step(self, projected_step, h):
+        """One GRU step from the input projection of that step and the previous state."""
+        units = self.units
+        x_z, x_r, x_h = tf.split(projected_step, 3, axis=1)
+        if self.reset_after:
+            inner = tf.matmul(h, self.recurrent_kernel) + self.recurrent_bias
+            r_z, r_r, r_h = tf.split(inner, 3, axis=1)
+            z = tf.sigmoid(x_z + r_z)
+            r = tf.sigmoid(x_r + r_r)
+            candidate = tf.tanh(x_h + r * r_h)
+        else:
+            inner = tf.matmul(h, self.recurrent_kernel[:, : 2 * units])
+            r_z, r_r = tf.split(inner, 2, axis=1)
+            z = tf.sigmoid(x_z + r_z)
+            r = tf.sigmoid(x_r + r_r)
+            candidate = tf.tanh(x_h + tf.matmul(r * h, self.recurrent_kernel[:, 2 * units :]))
+        return z * h + (1.0 - z) * candidate
+
+    def _unrolled(self, projected, keep_sequence):
+        """The recurrence written out step by step: one set of ops per time step, which the
+        int8 quantizer makes all-integer (the `WHILE` form keeps its loop state float)."""
+        h = tf.zeros([projected.shape[0], self.units], tf.float32)
+        outputs = []
+        for step in range(projected.shape[1]):
+            h = self._step(projected[:, step], h)
+            outputs.append(h)
+        return h, (tf.stack(outputs, axis=1) if keep_sequence else None)
+
+    def _loop(self, projected, keep_sequence):
+        """The recurrence as one `tf.while_loop` (a TFLite WHILE op whose body holds one step),
+        so the file holds one step's ops and quantization parameters, not one per time step.
+
+        Every loop variable changes in the body: the projected inputs rotate by one step (the
+        body reads step 0) and the outputs shift in at the end, since TF's calibrator crashes
+        on a WHILE whose body passes a variable through unchanged (tensorflow issue 75140).
+        After `steps` turns the inputs are back in order and the outputs are too.
+        """
+        steps = projected.shape[1]
+        h = tf.zeros([projected.shape[0], self.units], tf.float32)
+        sequence = tf.zeros([projected.shape[0], steps, self.units], tf.float32)
+
+        def body(step, h, inputs, *sequence):
+            h = self._step(inputs[:, 0], h)
+            inputs = tf.concat([inputs[:, 1:], inputs[:, :1]], axis=1)
+            if sequence:
+                sequence = (tf.concat([sequence[0][:, 1:], h[:, None]], axis=1),)
+            return (step + 1, h, inputs, *sequence)
+
+        variables = (tf.constant(0), h, projected, *((sequence,) if keep_sequence else ()))
+        result = tf.while_loop(lambda step, *_: step < steps, body, variables)
+        return result[1], (result[3] if keep_sequence else None)
 
 
 def _reverse(x, length=None):
@@ -535,12 +572,24 @@ def input_spec(model, lookback: int | None = None) -> tf.TensorSpec:
     return tf.TensorSpec([1, time, int(shape[1])], tf.float32, name="window")
 
 
-def build_forward(model, lookback: int | None = None):
+def _grus(steps):
+    """Every `_GRU` among `steps`, inside Bidirectional and window-normalized wrappers too."""
+    for step in steps:
+        if isinstance(step, _WindowNormalized):
+            yield from _grus([*step.steps, *(step.highway or ())])
+        parts = (step.forward, step.backward) if isinstance(step, _Bidirectional) else (step,)
+        yield from (part for part in parts if isinstance(part, _GRU))
+
+
+def build_forward(model, lookback: int | None = None, gru_loop: bool = True):
     """A `tf.function` computing `model(x, training=False)` with converter-friendly ops.
 
     Args:
         model: a `keras.Sequential` built by `keras_lstm.build_model` (or of the same layers).
         lookback: window length, needed only when the model's time dimension is None.
+        gru_loop: GRUs become one WHILE op holding one step (a file about 4x smaller, 0.84x
+            float32 in int8, whose loop state stays float32 between steps); False unrolls them
+            over the window, which int8 quantizes all-integer (`int8-full`, `int16x8`).
 
     Returns:
         `(function, spec)`: the traced function with a static batch-1 input signature, and the
@@ -553,6 +602,8 @@ def build_forward(model, lookback: int | None = None):
     if layers is None:
         raise ExportError(f"Expected a Keras model; received {type(model).__name__}.")
     steps = [step for step in map(_convert_layer, layers) if step is not None]
+    for gru in _grus(steps):
+        gru.loop = gru_loop
     spec = input_spec(model, lookback)
 
     @tf.function(input_signature=[spec], autograph=False)

@@ -252,7 +252,7 @@ def export_int16x8(bundle, out_path, *, max_error: float | None = None) -> dict:
             "standard for TFLite Micro, or export --quantize int8-full (it keeps the "
             "normalization in float)."
         )
-    forward, spec = build_forward(inputs.model, inputs.lookback)
+    forward, spec = build_forward(inputs.model, inputs.lookback, gru_loop=False)
     calibrated = calibrate(forward, inputs.representative, inputs.margin)
     content8, _ = quantize(calibrated, "int8-full", "integer-lstm", False, ())
     content = requantize_8to16(content8)
