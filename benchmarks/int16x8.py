@@ -4,7 +4,8 @@ path), each exported `--quantize int16x8` and `int8-full`; the int16x8 report ho
 reference interpreter.
 
 Run from the repository root (needs the `micro` extra):
-    python benchmarks/int16x8.py
+    python benchmarks/int16x8.py                     # every model
+    python benchmarks/int16x8.py "synthetic, 2 x GRU"  # the models whose name starts so
 """
 
 from __future__ import annotations
@@ -42,13 +43,28 @@ def cases():
         synthetic(),
     )
     yield "seattle, LSTM(64) -> LSTM(32)", quickstart_config(100).replace(**integer), None
+    yield (
+        "synthetic, 2 x GRU(32) (unrolled for int16x8)",
+        {
+            "seed": 0,
+            "data": {"targets": ["y"], "lookback": 8, "scaler": "standard"},
+            "model": {"units": [32, 32], "linear_path": False, "cell": "gru"},
+            "training": {"epochs": 20, "cv_splits": 2},
+        },
+        synthetic(),
+    )
+
+
+def only(names):
+    """`cases()` whose model name starts with one of `names` (all when empty)."""
+    return [case for case in cases() if not names or case[0].startswith(tuple(names))]
 
 
 def main() -> None:
     from keras_lstm.training import fit
     from tflite_export import export
 
-    for name, config, data in cases():
+    for name, config, data in only(sys.argv[1:]):
         bundle = fit(config, data, verbose=0)
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()

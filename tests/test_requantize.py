@@ -97,3 +97,19 @@ def test_window_normalized_models_are_refused_with_the_op(tmp_path):
     with pytest.raises(ExportError, match="int16x8 cannot requantize|int8-full"):
         export(bundle, "int16x8", tmp_path / "no.tflite")
     assert not (tmp_path / "no.tflite").exists()
+
+
+def test_gru_int16x8_runs_in_tflite_micro_more_accurately_than_int8(tmp_path):
+    """A GRU is unrolled for int16x8 (the WHILE form keeps its state float), its steps share
+    one recurrent bias, which each step's FULLY_CONNECTED needs as its own int64 buffer."""
+    config = {**MICRO_CONFIG, "model": {**MICRO_CONFIG["model"], "cell": "gru"}}
+    bundle = fit(config, _series(), verbose=0)
+    path = tmp_path / "gru16.tflite"
+    report = export(bundle, "int16x8", path)
+    assert "WHILE" not in report["ops"] and report["input"]["dtype"] == "int16"
+    windows = bundle.sample_windows(64, part="test")
+    keras = bundle.predict_scaled(windows)
+    micro16 = run_micro(path.read_bytes(), windows)
+    error = np.sqrt(np.mean((micro16 - keras) ** 2)) / np.std(keras)
+    assert error < 0.01
+    assert report["relative_rmse"] < report["int8_relative_rmse"]

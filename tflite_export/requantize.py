@@ -51,6 +51,7 @@ class _Requantizer:
         self.model = self.utils.convert_bytearray_to_object(bytearray(content))
         self.to_numpy, self.to_code = _codes(self.schema)
         self.remaining = {id(t): t for g in self.model.subgraphs for t in g.tensors}
+        self.original = {}  # buffer index -> its int8-file bytes, for biases rewritten to int64
         ops = self.schema.BuiltinOperator
         self.complex = {
             ops.FULLY_CONNECTED: self._fully_connected,
@@ -59,7 +60,7 @@ class _Requantizer:
         }
         simple = (
             "ADD CONCATENATION DEQUANTIZE LEAKY_RELU LOGISTIC MEAN MUL PACK PAD QUANTIZE "
-            "RESHAPE RSQRT SHAPE SQRT SQUARED_DIFFERENCE STRIDED_SLICE SUB"
+            "RESHAPE RSQRT SHAPE SPLIT SQRT SQUARED_DIFFERENCE STRIDED_SLICE SUB TANH"
         ).split()
         self.supported = set(self.complex) | {getattr(ops, name) for name in simple}
         self.names = {v: k for k, v in vars(ops).items() if isinstance(v, int)}
@@ -91,8 +92,8 @@ class _Requantizer:
     def _bias_to_int64(self, source, weight, bias) -> None:
         if bias.type != self.to_code[np.int32]:
             return
+        data = np.frombuffer(self._own_buffer(bias), dtype=np.int32).astype(np.float64)
         buffer = self.model.buffers[bias.buffer]
-        data = np.frombuffer(bytes(buffer.data), dtype=np.int32).astype(np.float64)
         scales = list(bias.quantization.scale)
         weights = list(weight.quantization.scale)
         zeros = list(bias.quantization.zeroPoint)
@@ -106,6 +107,18 @@ class _Requantizer:
         buffer.data = _quantize(real, step, 0, 64).astype(np.int64).tobytes()
         bias.quantization.scale, bias.quantization.zeroPoint = new, [0] * len(new)
         bias.type = self.to_code[np.int64]
+
+    def _own_buffer(self, tensor) -> bytes:
+        """The int8-file bytes of `tensor`'s buffer; a buffer another tensor already rewrote
+        (an unrolled GRU's steps share one bias) is copied first, so each tensor gets its own."""
+        index = tensor.buffer
+        if index in self.original:
+            copy = type(self.model.buffers[index])()
+            self.model.buffers.append(copy)
+            tensor.buffer = len(self.model.buffers) - 1
+            return self.original[index]
+        self.original[index] = bytes(self.model.buffers[index].data)
+        return self.original[index]
 
     # --- ops -----------------------------------------------------------------------------------
 
