@@ -1,7 +1,8 @@
 """int16x8 against int8 for TFLite Micro: two all-integer models (global scaler, no linear
 path), each exported `--quantize int16x8` and `int8-full`; the int16x8 report holds both the
 16x8 file's and the all-integer int8 file's relative RMSE against Keras in TFLite Micro's
-reference interpreter.
+reference interpreter; LSTM models also as streaming step models (`streaming=True`), fed one
+step per `invoke()` in the same interpreter.
 
 Run from the repository root (needs the `micro` extra):
     python benchmarks/int16x8.py                     # every model
@@ -71,6 +72,9 @@ def main() -> None:
             r16 = export(bundle, "int16x8", Path(folder) / "m16.tflite")
             seconds = time.perf_counter() - started
             r8 = export(bundle, "int8-full", Path(folder) / "m8.tflite")
+            stream = None
+            if bundle.config.model.cell == "lstm":  # the step model, one step per invoke()
+                stream = export(bundle, "int16x8", Path(folder) / "s16.tflite", streaming=True)
         row = {
             "model": name,
             "int16x8_micro": r16["relative_rmse"],
@@ -80,6 +84,9 @@ def main() -> None:
             "int16x8_bytes": r16["size_bytes"],
             "int8_full_bytes": r8["size_bytes"],
             "int16x8_export_seconds": seconds,
+            "streaming_int16x8_micro": stream and stream["relative_rmse"],
+            "streaming_int8_all_integer_micro": stream and stream["int8_relative_rmse"],
+            "streaming_int16x8_bytes": stream and stream["size_bytes"],
         }
         print(json.dumps(row), flush=True)
 

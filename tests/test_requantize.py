@@ -113,3 +113,21 @@ def test_gru_int16x8_runs_in_tflite_micro_more_accurately_than_int8(tmp_path):
     error = np.sqrt(np.mean((micro16 - keras) ** 2)) / np.std(keras)
     assert error < 0.01
     assert report["relative_rmse"] < report["int8_relative_rmse"]
+
+
+def test_streaming_int16x8_runs_step_by_step_in_tflite_micro(micro_bundle, tmp_path):
+    """The step model in 16x8: fed one step per invoke() in TFLite Micro, its output after a
+    window's last step is Keras' window output, closer than the int8 step model's."""
+    path = tmp_path / "s16.tflite"
+    report = export(micro_bundle, "int16x8", path, streaming=True)
+    assert report["streaming"] is True and report["runtime"] == "tflite-micro"
+    lstms = _tensor_types(path.read_bytes())
+    assert len(lstms) == 2 and all(t["input"] == "INT16" for t in lstms)
+    windows = micro_bundle.sample_windows(32, part="test")
+    keras = micro_bundle.predict_scaled(windows)
+    # one step per call: the file's input holds one time step, not the window
+    assert report["input"]["shape"][1] == 1 < windows.shape[1]
+    micro16 = run_micro(path.read_bytes(), windows, streaming=True)
+    error = np.sqrt(np.mean((micro16 - keras.reshape(micro16.shape)) ** 2)) / np.std(keras)
+    assert error < 0.01
+    assert report["relative_rmse"] < report["int8_relative_rmse"]

@@ -279,14 +279,14 @@ def export(
         raise ExportError(f"Expected `mode` to be one of {MODES}. Received: mode={mode!r}")
     _check_max_error(max_error)
     if mode == "int16x8":  # for TFLite Micro: int8-full, then int16 activations
-        if streaming or not hasattr(bundle_or_model, "sample_windows"):
+        if not hasattr(bundle_or_model, "sample_windows"):
             raise ExportError(
-                "int16x8 exports a bundle's whole-window model for TFLite Micro; streaming "
-                "and bare Keras models are not supported."
+                "int16x8 exports a bundle for TFLite Micro (its windows calibrate and check "
+                "the file); bare Keras models are not supported: save a bundle with `fit`."
             )
         from tflite_export.requantize import export_int16x8
 
-        return export_int16x8(bundle_or_model, out_path, max_error=max_error)
+        return export_int16x8(bundle_or_model, out_path, max_error=max_error, streaming=streaming)
     inputs = _parts(bundle_or_model, mode, representative, validation, lookback, calibration_margin)
     if max_error is None:
         max_error = inputs.threshold if inputs.threshold is not None else DEFAULT_MAX_ERROR[mode]

@@ -214,22 +214,33 @@ def micro_detail(detail: dict) -> dict:
     }
 
 
-def run_micro(content: bytes, windows: np.ndarray) -> np.ndarray:
+def run_micro(
+    content: bytes, windows: np.ndarray, streaming: bool = False, mask_value: float | None = None
+) -> np.ndarray:
     """Each window `(n, lookback, features)` alone through TFLite Micro's interpreter (state
-    reset before each), inputs quantized and outputs dequantized by the file's own scales."""
+    reset before each), inputs quantized and outputs dequantized by the file's own scales.
+
+    `streaming`: the file is a step model (`tflite_export.streaming`); each window is fed one
+    step per `invoke()` (its trailing padding, equal to `mask_value`, skipped) and the output
+    after its last step kept, as `runtime.run_stream` does in LiteRT.
+    """
     lite = micro_interpreter(content)
     source = micro_detail(lite.get_input_details(0))
     target = micro_detail(lite.get_output_details(0))
     outputs = []
     for window in np.asarray(windows, np.float64):
         lite.reset()
-        lite.set_input(runtime.quantize(window[None], source), 0)
-        lite.invoke()
+        calls = runtime.valid_steps(window, mask_value)[:, None] if streaming else window[None]
+        for call in calls if streaming else [calls]:
+            lite.set_input(runtime.quantize(call[None] if streaming else call, source), 0)
+            lite.invoke()
         outputs.append(runtime.dequantize(np.asarray(lite.get_output(0)), target)[0])
     return np.stack(outputs)
 
 
-def export_int16x8(bundle, out_path, *, max_error: float | None = None) -> dict:
+def export_int16x8(
+    bundle, out_path, *, max_error: float | None = None, streaming: bool = False
+) -> dict:
     """Write a 16x8 file for TFLite Micro (`--quantize int16x8`) and its report.
 
     The bundle is converted all-integer first (int8-full's `integer-lstm` recipe: every
@@ -237,7 +248,8 @@ def export_int16x8(bundle, out_path, *, max_error: float | None = None) -> dict:
     int16 activations (`requantize_8to16`), then run in TFLite Micro's reference interpreter
     on the held-out windows against Keras. The report's `runtime` is `tflite-micro`: LiteRT's
     desktop interpreter has no int16-activation LSTM kernel, so `LitePredictor` refuses the
-    file.
+    file. `streaming`: the step model instead (`tflite_export.streaming`), calibrated on steps
+    in stream order and checked step by step in TFLite Micro.
 
     Returns:
         The report: `mode` `int16x8`, `runtime`, `relative_rmse` and `max_abs_error` in TFLite
@@ -253,9 +265,17 @@ def export_int16x8(bundle, out_path, *, max_error: float | None = None) -> dict:
 
     from tflite_export.c_array import micro_support
     from tflite_export.convert import RECIPES, calibrate, quantize
-    from tflite_export.exporter import STATE_NOTE, _commit, _keras_outputs, _parts
+    from tflite_export.exporter import (
+        STATE_NOTE,
+        STREAMING_NOTE,
+        _commit,
+        _keras_outputs,
+        _mask_value,
+        _parts,
+    )
     from tflite_export.forward import build_forward, is_window_normalized
     from tflite_export.ops import op_counts
+    from tflite_export.streaming import build_step_forward
 
     inputs = _parts(bundle, "int8-full", None, None, None)
     if is_window_normalized(inputs.model):
@@ -265,20 +285,30 @@ def export_int16x8(bundle, out_path, *, max_error: float | None = None) -> dict:
             "standard for TFLite Micro, or export --quantize int8-full (it keeps the "
             "normalization in float)."
         )
-    forward, spec = build_forward(inputs.model, inputs.lookback, gru_loop=False)
-    calibrated = calibrate(forward, inputs.representative, inputs.margin)
+    validation, representative = inputs.validation, inputs.representative
+    mask_value = _mask_value(inputs)
+    if streaming:
+        forward, spec = build_step_forward(inputs.model)
+        steps = [runtime.valid_steps(w, mask_value) for w in representative]
+        representative = np.concatenate(steps)[:, None].astype(np.float32)
+    else:
+        forward, spec = build_forward(inputs.model, inputs.lookback, gru_loop=False)
+    calibrated = calibrate(forward, representative, inputs.margin)
     content8, _ = quantize(calibrated, "int8-full", "integer-lstm", False, ())
     content = requantize_8to16(content8)
-    validation = inputs.validation
+
+    def run(content, windows):
+        return run_micro(content, windows, streaming, mask_value)
+
     keras_outputs, keras_latency = _keras_outputs(bundle.model, validation.astype(np.float32))
     spread = float(np.std(keras_outputs)) or 1.0
 
     def relative(outputs) -> float:
         return float(np.sqrt(np.mean((outputs - keras_outputs) ** 2)) / spread)
 
-    outputs = run_micro(content, validation)
+    outputs = run(content, validation)
     error16 = relative(outputs)
-    error8 = relative(run_micro(content8, validation))
+    error8 = relative(run(content8, validation))
     limit = INT16X8_MAX_ERROR if max_error is None else float(max_error)
     if not error16 <= limit:
         raise ExportError(
@@ -301,15 +331,15 @@ def export_int16x8(bundle, out_path, *, max_error: float | None = None) -> dict:
         "relative_rmse": error16,
         "int8_relative_rmse": error8,
         "max_error": limit,
-        "streaming": False,
+        "streaming": streaming,
         "keras_latency_ms_p50": keras_latency,
         "recipe": f"{RECIPES['integer-lstm']}; then every activation requantized to int16 "
         "(LSTM and fully connected biases int64) for TFLite Micro",
         "validation_windows": int(len(validation)),
         **details,
         "representative_windows": int(len(inputs.representative)),
-        "preprocessing": {**inputs.preprocessing, "lookback": int(spec.shape[1])},
-        "state_reset": STATE_NOTE,
+        "preprocessing": {**inputs.preprocessing, "lookback": int(validation.shape[1])},
+        "state_reset": STREAMING_NOTE if streaming else STATE_NOTE,
         "micro": micro_support(content).to_dict(),
         "parity_runtime": "TFLite Micro's reference interpreter (the tflite-micro package)",
     }
