@@ -58,6 +58,15 @@ def _tensor_types(content: bytes) -> dict:
     return found
 
 
+def _micro_error(bundle, content: bytes, n: int = 64, streaming: bool = False) -> float:
+    """Relative RMSE of `content` in TFLite Micro's interpreter against Keras' own predictions
+    of the same scaled test windows (an independent run, not the export's report)."""
+    windows = bundle.sample_windows(n, part="test")
+    keras = bundle.predict_scaled(windows)
+    micro = run_micro(content, windows, streaming=streaming)
+    return float(np.sqrt(np.mean((micro - keras.reshape(micro.shape)) ** 2)) / np.std(keras))
+
+
 def test_int16x8_is_more_accurate_than_int8_in_tflite_micro(micro_bundle, tmp_path):
     path = tmp_path / "m16.tflite"
     report = export(micro_bundle, "int16x8", path)
@@ -66,11 +75,7 @@ def test_int16x8_is_more_accurate_than_int8_in_tflite_micro(micro_bundle, tmp_pa
     lstms = _tensor_types(path.read_bytes())
     assert len(lstms) == 2
     assert all(t["input"] == t["output"] == "INT16" and t["biases"] == {"INT64"} for t in lstms)
-    # TFLite Micro's interpreter against Keras' own predictions of the same scaled windows
-    windows = micro_bundle.sample_windows(64, part="test")
-    keras = micro_bundle.predict_scaled(windows)
-    micro16 = run_micro(path.read_bytes(), windows)
-    error = np.sqrt(np.mean((micro16 - keras) ** 2)) / np.std(keras)
+    error = _micro_error(micro_bundle, path.read_bytes())
     assert error < 0.01
     assert report["relative_rmse"] < report["int8_relative_rmse"]
     assert report["relative_rmse"] == pytest.approx(error, rel=0.5)  # 64 of its windows
@@ -107,11 +112,7 @@ def test_gru_int16x8_runs_in_tflite_micro_more_accurately_than_int8(tmp_path):
     path = tmp_path / "gru16.tflite"
     report = export(bundle, "int16x8", path)
     assert "WHILE" not in report["ops"] and report["input"]["dtype"] == "int16"
-    windows = bundle.sample_windows(64, part="test")
-    keras = bundle.predict_scaled(windows)
-    micro16 = run_micro(path.read_bytes(), windows)
-    error = np.sqrt(np.mean((micro16 - keras) ** 2)) / np.std(keras)
-    assert error < 0.01
+    assert _micro_error(bundle, path.read_bytes()) < 0.01
     assert report["relative_rmse"] < report["int8_relative_rmse"]
 
 
@@ -123,11 +124,7 @@ def test_streaming_int16x8_runs_step_by_step_in_tflite_micro(micro_bundle, tmp_p
     assert report["streaming"] is True and report["runtime"] == "tflite-micro"
     lstms = _tensor_types(path.read_bytes())
     assert len(lstms) == 2 and all(t["input"] == "INT16" for t in lstms)
-    windows = micro_bundle.sample_windows(32, part="test")
-    keras = micro_bundle.predict_scaled(windows)
     # one step per call: the file's input holds one time step, not the window
-    assert report["input"]["shape"][1] == 1 < windows.shape[1]
-    micro16 = run_micro(path.read_bytes(), windows, streaming=True)
-    error = np.sqrt(np.mean((micro16 - keras.reshape(micro16.shape)) ** 2)) / np.std(keras)
-    assert error < 0.01
+    assert report["input"]["shape"][1] == 1 < micro_bundle.sample_windows(1).shape[1]
+    assert _micro_error(micro_bundle, path.read_bytes(), n=32, streaming=True) < 0.01
     assert report["relative_rmse"] < report["int8_relative_rmse"]
