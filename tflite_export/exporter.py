@@ -298,10 +298,8 @@ def export(
         mask_value = _mask_value(inputs)
         runner = functools.partial(runtime.run_stream, mask_value=mask_value)
         if inputs.representative is not None:  # calibrate on steps, in stream order
-            steps = [runtime.valid_steps(w, mask_value) for w in inputs.representative]
-            inputs = dataclasses.replace(
-                inputs, representative=np.concatenate(steps)[:, None].astype(np.float32)
-            )
+            steps = runtime.stream_steps(inputs.representative, mask_value)
+            inputs = dataclasses.replace(inputs, representative=steps)
     else:
         # int8-full promises a board that needs no float: GRUs unrolled, all-integer.
         forward, spec = build_forward(inputs.model, inputs.lookback, mode != "int8-full")

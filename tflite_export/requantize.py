@@ -230,9 +230,12 @@ def run_micro(
     outputs = []
     for window in np.asarray(windows, np.float64):
         lite.reset()
-        calls = runtime.valid_steps(window, mask_value)[:, None] if streaming else window[None]
-        for call in calls if streaming else [calls]:
-            lite.set_input(runtime.quantize(call[None] if streaming else call, source), 0)
+        if streaming:
+            calls = [step[None, None] for step in runtime.valid_steps(window, mask_value)]
+        else:
+            calls = [window[None]]
+        for call in calls:
+            lite.set_input(runtime.quantize(call, source), 0)
             lite.invoke()
         outputs.append(runtime.dequantize(np.asarray(lite.get_output(0)), target)[0])
     return np.stack(outputs)
@@ -289,8 +292,7 @@ def export_int16x8(
     mask_value = _mask_value(inputs)
     if streaming:
         forward, spec = build_step_forward(inputs.model)
-        steps = [runtime.valid_steps(w, mask_value) for w in representative]
-        representative = np.concatenate(steps)[:, None].astype(np.float32)
+        representative = runtime.stream_steps(representative, mask_value)
     else:
         forward, spec = build_forward(inputs.model, inputs.lookback, gru_loop=False)
     calibrated = calibrate(forward, representative, inputs.margin)

@@ -166,6 +166,13 @@ def valid_steps(window: np.ndarray, mask_value: float | None) -> np.ndarray:
     return window[: int(valid[-1]) + 1] if len(valid) else window[:1]
 
 
+def stream_steps(windows: np.ndarray, mask_value: float | None = None) -> np.ndarray:
+    """Every valid step of `windows` `(n, lookback, features)` in stream order, each as a
+    one-step window `(steps, 1, features)`: what a step model is calibrated on."""
+    steps = [valid_steps(window, mask_value) for window in windows]
+    return np.concatenate(steps)[:, None].astype(np.float32)
+
+
 def run_stream(lite, windows: np.ndarray, mask_value: float | None = None) -> np.ndarray:
     """Run a streaming (step) model over each window `(n, lookback, features)`: reset the
     state, feed the window one step per `invoke()`, keep the output after its last step.
