@@ -1,8 +1,8 @@
-"""int16x8 against int8 for TFLite Micro: two all-integer models (global scaler, no linear
-path), each exported `--quantize int16x8` and `int8-full`; the int16x8 report holds both the
-16x8 file's and the all-integer int8 file's relative RMSE against Keras in TFLite Micro's
-reference interpreter; LSTM models also as streaming step models (`streaming=True`), fed one
-step per `invoke()` in the same interpreter.
+"""int16x8 against int8 for TFLite Micro: three all-integer models (global scaler, no linear
+path; two LSTMs and a GRU), each exported `--quantize int16x8` and `int8-full`; the int16x8
+report holds both the 16x8 file's and the all-integer int8 file's relative RMSE against Keras
+in TFLite Micro's reference interpreter; LSTM models also as streaming step models
+(`streaming=True`), fed one step per `invoke()` in the same interpreter.
 
 Run from the repository root (needs the `micro` extra):
     python benchmarks/int16x8.py                     # every model

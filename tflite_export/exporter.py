@@ -302,7 +302,7 @@ def export(
             inputs = dataclasses.replace(inputs, representative=steps)
     else:
         # int8-full promises a board that needs no float: GRUs unrolled, all-integer.
-        forward, spec = build_forward(inputs.model, inputs.lookback, mode != "int8-full")
+        forward, spec = build_forward(inputs.model, inputs.lookback, gru_loop=mode != "int8-full")
         window = is_window_normalized(inputs.model)
         time_steps = int(spec.shape[1])
         if validation.shape[1] != time_steps:
