@@ -41,6 +41,12 @@ def _float_mask(mask, inputs):
 
 LEVEL_TINY = 1e-12  # below it a level is zero: the signed log level's division stays finite
 
+# A channel whose spread within a sequence is at most `floor + FLAT_RELATIVE * |mean|` is flat:
+# that much spread is the rounding error of the mean (float32 sums differ by backend and
+# runtime), which dividing by the floor would blow up into values of order 1 that differ
+# between JAX, TensorFlow and the TFLite file. A flat channel standardizes to exactly zero.
+FLAT_RELATIVE = 1e-4
+
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
 class SequenceStandardized(keras.layers.Layer):
@@ -54,6 +60,10 @@ class SequenceStandardized(keras.layers.Layer):
     (the inputs are already standardized over the training set, so this is the sequence's
     level against the others, compressed where levels span orders of magnitude): classes
     that differ only in their level stay apart.
+
+    A channel that is flat within a sequence (its spread no more than `floor` plus
+    `FLAT_RELATIVE` times its level: the rounding error of its mean) gives zeros, and
+    `log(floor)` as its scale channel.
 
     Args:
         floor: the smallest standard deviation, so a flat channel stays finite.
@@ -86,8 +96,9 @@ class SequenceStandardized(keras.layers.Layer):
         mean = ops.sum(inputs * valid, axis=1, keepdims=True) / count
         centred = (inputs - mean) * valid
         spread = ops.sqrt(ops.sum(ops.square(centred), axis=1, keepdims=True) / count)
-        spread = ops.maximum(spread, self.floor)
-        parts = [centred / spread]
+        varies = ops.cast(spread > self.floor + FLAT_RELATIVE * ops.abs(mean), inputs.dtype)
+        spread = spread * varies + self.floor * (1.0 - varies)  # the floor where it is flat
+        parts = [centred / spread * varies]
         if self.scale_channels:
             parts.append(ops.log(spread) * valid)  # (batch, time, channels): zero on padding
         if self.level_channels:

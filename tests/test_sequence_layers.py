@@ -38,6 +38,38 @@ def test_sequence_standardized_uses_only_valid_steps():
         assert not out[i, len(s) :].any()
 
 
+def test_a_channel_flat_within_a_sequence_is_exactly_zero_in_keras_and_tflite(tmp_path):
+    """A channel constant within each sequence (a per-recording setting, a class code) has a
+    spread of rounding error only: it gives zeros and log(floor), not that error divided by
+    the floor, which differed between JAX, TensorFlow and the TFLite file (relative RMSE 3e-3
+    on a trained classifier)."""
+    import keras
+
+    from tflite_export.forward import build_forward
+
+    rng = np.random.default_rng(3)
+    levels = rng.uniform(-3, 3, 40).astype(np.float32)
+    lengths = rng.integers(5, 13, 40)
+    wavy = [rng.standard_normal(n).astype(np.float32) for n in lengths]
+    sequences = [np.stack([w, np.full(len(w), v)], 1) for w, v in zip(wavy, levels, strict=True)]
+    # not vacuous: a float32 mean of many of these constants is not the constant itself
+    means = [np.float32(np.sum(s[:, 1], dtype=np.float32) / len(s)) for s in sequences]
+    assert any(m != s[0, 1] for m, s in zip(means, sequences, strict=True))
+    layer = SequenceStandardized(scale_channels=True)
+    batch = pad(sequences, 12)
+    out = np.asarray(layer(_masked(batch)))
+    assert not out[:, :, 1].any()  # exactly zero: no rounding error blown up by 1 / floor
+    for i, n in enumerate(lengths):
+        np.testing.assert_allclose(out[i, :n, 3], np.log(layer.floor), rtol=1e-6)  # its scale
+        np.testing.assert_allclose(
+            out[i, :n, 0], (wavy[i] - wavy[i].mean()) / wavy[i].std(), atol=1e-4
+        )
+    model = keras.Sequential([keras.Input((12, 2)), keras.layers.Masking(0.0), layer])
+    forward = build_forward(model, lookback=12)
+    exported = np.concatenate([np.asarray(forward(batch[i : i + 1])) for i in range(len(batch))])
+    assert not exported[:, :, 1].any()
+
+
 def test_scale_channels_carry_the_log_spread_of_each_sequence():
     """Two sequences of one shape at scales 1e-3 and 50 give the same standardized channel and
     scale channels `log(std)`, so the model can tell them apart."""

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from keras_lstm.errors import ExportError
 from keras_lstm.factory import stack_layers
-from keras_lstm.sequence_layers import LEVEL_TINY
+from keras_lstm.sequence_layers import FLAT_RELATIVE, LEVEL_TINY
 
 _IDENTITY_LAYERS = (
     "Dropout",
@@ -422,8 +422,9 @@ class _SequenceStandardized:
         mean = tf.reduce_sum(x * valid, axis=1, keepdims=True) / count
         centred = (x - mean) * valid
         spread = tf.sqrt(tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count)
-        spread = tf.maximum(spread, self.floor)
-        parts = [centred / spread]
+        varies = tf.cast(spread > self.floor + FLAT_RELATIVE * tf.abs(mean), x.dtype)
+        spread = spread * varies + self.floor * (1.0 - varies)  # as the Keras layer
+        parts = [centred / spread * varies]
         if self.scale_channels:
             parts.append(tf.math.log(spread) * valid)
         if self.level_channels:
