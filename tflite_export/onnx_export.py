@@ -5,6 +5,13 @@ included), GRUs a `Loop`. The file is checked against Keras in onnxruntime on he
 exactly like the TFLite modes, and only written when parity holds. Needs the optional extra:
 `pip install "keras-lstm[onnx]"` (onnx, onnxruntime, tf2onnx).
 
+The conversion always runs on Keras' TensorFlow backend, whichever backend trained the model:
+Keras' own ONNX path differs by backend (on JAX it needs `jax2onnx` and lowers each LSTM to a
+generic loop), so on another backend the model is saved to a temporary `.keras` file and
+converted in a child process on TensorFlow, where it loads in safe mode. The same model gives
+the same ONNX graph on every backend; parity is checked against the model on the caller's
+backend.
+
 Example:
     >>> report = export_onnx(bundle, "model.onnx")  # doctest: +SKIP
     >>> report["max_abs_error"] < 1e-5  # doctest: +SKIP
@@ -14,7 +21,10 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -87,28 +97,25 @@ def export_onnx(
         ExportError: the extra is not installed, the converter failed, or parity failed.
     """
     _check_packages()
-    import tensorflow as tf
+    import keras
 
     inputs = _parts(bundle_or_model, "float32", None, validation, lookback)
     model, windows = inputs.model, inputs.validation.astype(np.float32)[:VALIDATION_WINDOWS]
     max_error = ONNX_MAX_ERROR if max_error is None else float(max_error)
     shape = [None, *model.input_shape[1:]]  # any batch; a masked model takes any length
-    spec = tf.TensorSpec(shape, tf.float32, name="window")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.") as tmp:
         path = Path(tmp) / "model.onnx"
-        try:
-            model.export(
-                str(path),
-                format="onnx",
-                input_signature=[spec],
-                opset_version=OPSET,
-                verbose=False,
-            )
-        except Exception as err:  # tf2onnx raises many unrelated types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"ONNX conversion failed: {first}. No file was written.") from err
+        if keras.backend.backend() == "tensorflow":
+            try:
+                convert_on_tensorflow(model, shape, path)
+            except Exception as err:  # tf2onnx raises many unrelated types
+                raise ExportError(
+                    f"ONNX conversion failed: {_first_line(err)}. No file was written."
+                ) from err
+        else:
+            _convert_in_tensorflow_process(model, shape, Path(tmp))
         content = path.read_bytes()
     session = _session(content)
     name = session.get_inputs()[0].name
@@ -142,3 +149,56 @@ def export_onnx(
         )
     runtime.write_model_and_report(out_path, content, report)
     return report
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def convert_on_tensorflow(model, shape: list, path: Path) -> None:
+    """Keras' ONNX export (tf2onnx) of `model`, on Keras' TensorFlow backend, to `path`: the
+    input is named `window`, float32, of `shape` (None for any batch or length)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec(shape, tf.float32, name="window")
+    model.export(
+        str(path), format="onnx", input_signature=[spec], opset_version=OPSET, verbose=False
+    )
+
+
+def _convert_in_tensorflow_process(model, shape: list, folder: Path) -> None:
+    """`convert_on_tensorflow` in a child process on Keras' TensorFlow backend, for a model
+    built on another backend: it writes `folder/model.onnx` from `folder/model.keras`."""
+    model.save(folder / "model.keras")
+    environment = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tflite_export.onnx_export", str(folder), json.dumps(shape)],
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0 or not (folder / "model.onnx").is_file():
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        raise ExportError(f"ONNX conversion failed: {reason}. No file was written.")
+
+
+def _convert_saved_model(folder: str, shape: str) -> int:
+    """The child process of `_convert_in_tensorflow_process`: one line on stderr on failure."""
+    import keras
+
+    import keras_lstm.bundle  # noqa: F401  (registers keras-lstm's layers for safe mode)
+
+    folder_path = Path(folder)
+    try:
+        model = keras.saving.load_model(folder_path / "model.keras", safe_mode=True)
+        convert_on_tensorflow(model, json.loads(shape), folder_path / "model.onnx")
+    except Exception as err:  # tf2onnx raises many unrelated types
+        print(_first_line(err), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_convert_saved_model(*sys.argv[1:3]))
