@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         help="cap on epochs per fit (default 30; the KERAS_LSTM_QUICKSTART_EPOCHS "
         "environment variable also sets it)",
     )
+    quick.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print Keras' line per epoch (default: one line per fit)",
+    )
 
     train = commands.add_parser(
         "train",
@@ -78,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="cap on epochs per fit, for a quick first run (sets training.epochs; default: "
         "the config's)",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run of another config in --out (without it, such a folder is "
+        "refused and left as it is)",
     )
 
     predict = commands.add_parser(

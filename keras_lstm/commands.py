@@ -12,7 +12,7 @@ from pathlib import Path
 
 from keras_lstm.config import load_config
 from keras_lstm.errors import DataError
-from keras_lstm.files import atomic_write_text
+from keras_lstm.files import atomic_write_text, check_output_folder, missing_file
 from keras_lstm.startup import import_keras_quietly
 
 
@@ -23,10 +23,12 @@ def run_train(args) -> int:
     config = load_config(args.config)
     if args.epochs is not None:
         config = config.replace(**{"training.epochs": args.epochs})  # checked as the key is
-    out = Path(args.out)
+    out = check_output_folder(args.out)
     prepared = prepare(config)  # data errors before Keras is imported
     import_keras_quietly()
-    from keras_lstm.pipeline import summary_table, train_and_save
+    from keras_lstm.pipeline import check_run_folder, summary_table, train_and_save
+
+    check_run_folder(config, out, overwrite=getattr(args, "overwrite", False))
 
     bundle = train_and_save(config, out, verbose=progress_verbosity(), prepared=prepared)
     print()
@@ -34,6 +36,31 @@ def run_train(args) -> int:
     plots = ", ".join(str(p) for p in sorted((out / "bundle").glob("*.png")))
     print(f"\nBundle: {out / 'bundle'}\nMetrics: {out / 'metrics.json'}\nPlots: {plots}")
     return 0
+
+
+def _check_input(path: str) -> None:
+    problem = missing_file(path)
+    if problem:
+        raise DataError(f"Input file {path!r} {problem}. Check --input (a CSV file).")
+
+
+def _times_as_written(predictions, source: str):
+    """`predictions` with its times written the way the input CSV writes them (`1993Q1` stays
+    `1993Q1`, not `1993-01-01 00:00:00`): `keras_lstm.data.outputs.format_times_like`."""
+    import pandas as pd
+
+    from keras_lstm.data.outputs import format_times_like
+
+    name = predictions.index.name
+    if not isinstance(predictions.index, pd.DatetimeIndex) or name is None:
+        return predictions
+    try:
+        examples = pd.read_csv(source, usecols=[name], dtype=str, nrows=100)[name].dropna()
+    except (ValueError, OSError):  # read before; a column it lacks leaves the times as they are
+        return predictions
+    out = predictions.copy()
+    out.index = format_times_like(predictions.index, examples.tolist())
+    return out
 
 
 def progress_verbosity(stream=None) -> int:
@@ -47,8 +74,7 @@ def progress_verbosity(stream=None) -> int:
 def run_predict(args) -> int:
     """`keras-lstm predict BUNDLE_OR_TFLITE --input CSV [--output CSV]`."""
     source = Path(args.model)
-    if not Path(args.input).is_file():
-        raise DataError(f"Input file {args.input!r} does not exist. Check --input.")
+    _check_input(args.input)
     if source.suffix == ".tflite":
         from tflite_export.predictor import LitePredictor
 
@@ -58,6 +84,7 @@ def run_predict(args) -> int:
         from keras_lstm.bundle import Bundle
 
         predictions = Bundle.load(source).predict(args.input)
+    predictions = _times_as_written(predictions, args.input)
     # without the time column in the input, the index is the position of the row each
     # prediction is for: labelled so, not as a time
     text = predictions.to_csv(index_label=predictions.index.name or "row")
@@ -72,8 +99,8 @@ def run_predict(args) -> int:
 def run_explain(args) -> int:
     """`keras-lstm explain BUNDLE [--input CSV] --out DIR [--repeats N] [--no-lags] [--shap
     [--per-forecast]]`."""
-    if args.input is not None and not Path(args.input).is_file():
-        raise DataError(f"Input file {args.input!r} does not exist. Check --input.")
+    if args.input is not None:
+        _check_input(args.input)
     if args.repeats < 1:
         raise DataError(f"--repeats must be at least 1; received {args.repeats}.")
     if args.per_forecast and not args.shap:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_lstm.errors import ConfigError
-from keras_lstm.files import atomic_write_text
+from keras_lstm.files import atomic_write_text, missing_file
 
 TASKS = ("regression", "classification")
 AUTO = "auto"
@@ -838,15 +838,17 @@ def load_config(source: str | os.PathLike | Mapping | Config | None = None) -> C
             f"received {type(source).__name__}."
         )
     path = Path(source)
-    if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist. Check the path.")
+    problem = missing_file(path)
+    if problem:
+        raise ConfigError(f"Config file {str(path)!r} {problem}. Check the path.")
     import yaml  # see Config.save
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"Config file {str(path)!r} is not valid YAML or JSON: {first}") from None
+        raise ConfigError(
+            f"Config file {str(path)!r} is not valid YAML or JSON{_yaml_problem(err)}"
+        ) from None
     if raw is not None and not isinstance(raw, Mapping):
         raise ConfigError(f"Config file {str(path)!r} must hold a mapping of sections.")
     raw = dict(raw or {})
@@ -858,6 +860,21 @@ def load_config(source: str | os.PathLike | Mapping | Config | None = None) -> C
                 data[key] = str((path.parent / data[key]).resolve())
         raw["data"] = data
     return from_dict(raw)
+
+
+def _yaml_problem(err: Exception) -> str:
+    """Where and what a YAML parser's error is, as an editor counts (line and column from 1):
+    `" at line 3, column 12: expected ',' or ']', but got '<scalar>' (while parsing a flow
+    sequence)"`."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None)
+    context = getattr(err, "context", None)
+    if problem:
+        what = f"{problem} ({context})" if context else str(problem)
+    else:
+        what = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return f"{where}: {what}"
 
 
 def _field_docs(cls) -> dict[str, str]:

@@ -36,3 +36,14 @@ class TrainingError(KerasLSTMError, RuntimeError):
 class OutputError(KerasLSTMError, OSError):
     """A file or folder could not be written (a full disk, no permission); whatever was there
     before is unchanged."""
+
+
+def row_words(row: int) -> str:
+    """A data row named for an error message, both as a position in the table (from 0, as
+    pandas counts) and as the line an editor shows in a CSV file with a header row.
+
+    Example:
+        >>> row_words(5)
+        'row 5 (line 7 of a CSV file)'
+    """
+    return f"row {int(row)} (line {int(row) + 2} of a CSV file)"

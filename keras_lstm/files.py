@@ -45,6 +45,40 @@ def public_mode(path: str | os.PathLike, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
 
 
+def missing_file(path: str | os.PathLike) -> str | None:
+    """What keeps `path` from being read as a file, in words for an error message: None when
+    it is a file.
+
+    Example:
+        >>> missing_file("/")
+        'is a folder, not a file'
+        >>> missing_file("/no/such/file.csv")
+        'does not exist'
+    """
+    path = Path(path)
+    if path.is_file():
+        return None
+    return "is a folder, not a file" if path.is_dir() else "does not exist"
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """`folder` as a `Path`, or `OutputError` when a file (not a folder) has that name, before
+    any work is done: a run folder is created where it is missing, and a file is never replaced
+    by one.
+
+    Example:
+        >>> check_output_folder("/tmp/no-such-run")
+        PosixPath('/tmp/no-such-run')
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(
+            f"{option} {str(folder)!r} is a file, not a folder: name a folder for the run "
+            "(it is created if missing). The file was left as it is."
+        )
+    return folder
+
+
 def output_error(path: str | os.PathLike, err: OSError) -> OutputError:
     """The `OutputError` for a failed write of `path`: what failed, and what to do."""
     reason = err.strerror or str(err)

@@ -15,6 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from keras_lstm.bundle import CONFIG_FILE
+from keras_lstm.config import from_dict
+from keras_lstm.errors import OutputError
 from keras_lstm.files import atomic_write_text, folder_lock
 from keras_lstm.training.loop import fit
 
@@ -125,6 +128,46 @@ def verdict_line(metrics: dict) -> str:
     else:
         head = "The model beats every baseline on CV and test."
     return f"{head} {'; '.join(parts)}."
+
+
+def check_run_folder(config, out: Path, overwrite: bool = False) -> None:
+    """Refuse (`OutputError`, nothing touched) a run folder that holds a finished run of another
+    config, unless `overwrite`: training into it would replace that run's bundle and metrics
+    without a word. A folder of the same config (a run to resume or repeat), an empty or a
+    missing one is fine.
+
+    Example:
+        >>> check_run_folder(load_config("config.yaml"), Path("run"))  # doctest: +SKIP
+    """
+    saved = Path(out) / "bundle" / CONFIG_FILE
+    if overwrite or not saved.is_file():
+        return
+    import yaml
+
+    try:
+        earlier = from_dict(yaml.safe_load(saved.read_text(encoding="utf-8")) or {})
+    except Exception:  # an unreadable earlier config: not the same run either
+        earlier = None
+    if earlier is not None and earlier.to_dict() == config.to_dict():
+        return
+    changed = _changed_keys(earlier.to_dict(), config.to_dict()) if earlier else ["(unreadable)"]
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    raise OutputError(
+        f"{str(out)!r} holds a finished run of another config (differs in {shown}; see "
+        f"{saved}). Choose another --out, or add --overwrite to replace that run."
+    )
+
+
+def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested config dicts."""
+    keys = []
+    for key in sorted(set(before) | set(after), key=str):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 def train_and_save(config, out: Path, verbose="auto", data=None, prepared=None):

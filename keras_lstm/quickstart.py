@@ -71,7 +71,8 @@ def run_quickstart(args) -> int:
         f"sooner; --epochs or {EPOCHS_ENV} changes the cap).\n",
         flush=True,
     )
-    bundle = train_and_save(config, out, verbose=2)
+    # one line per fit (six of them), unless --verbose asks for Keras' line per epoch
+    bundle = train_and_save(config, out, verbose=2 if getattr(args, "verbose", False) else "fits")
     print()
     print(summary_table(bundle.metrics, config.task))
 

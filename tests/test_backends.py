@@ -1,9 +1,10 @@
 """Training on one Keras backend, predicting and exporting on the other; the same seed giving the
 same metrics on the default training backend; and CLI paths that never import Keras.
 
-The in-process tests run on TensorFlow (conftest imports it first, which fixes Keras' backend);
-these run in fresh processes, where keras-lstm chooses JAX unless `KERAS_BACKEND` says otherwise
-(`keras_lstm.startup.choose_keras_backend`).
+The in-process tests run on the backend a user gets (conftest imports keras-lstm first, which
+chooses JAX unless `KERAS_BACKEND` says otherwise: `keras_lstm.startup.choose_keras_backend`);
+the tests marked `tensorflow` run in a second call with `KERAS_BACKEND=tensorflow`. The tests
+here start fresh processes on either backend.
 """
 
 import json
@@ -22,6 +23,23 @@ TINY = {
     "model": {"units": [8]},
     "training": {"epochs": 3, "cv_splits": 2, "batch_size": 32},
 }
+
+
+def test_the_suite_runs_on_the_backend_users_get():
+    import keras
+    from conftest import REQUESTED_BACKEND
+
+    # without KERAS_BACKEND, what `keras-lstm` and a user's script train on: JAX
+    assert keras.backend.backend() == (REQUESTED_BACKEND or "jax")
+
+
+@pytest.mark.tensorflow
+def test_tensorflow_marked_tests_run_on_tensorflow():
+    import keras
+    import tensorflow as tf
+
+    assert keras.backend.backend() == "tensorflow"
+    assert len(tf.config.list_logical_devices("CPU")) == 2  # for MirroredStrategy's tests
 
 
 def _python(script: str, cwd, backend: str | None, timeout=600) -> dict:

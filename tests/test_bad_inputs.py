@@ -142,19 +142,20 @@ CSV_CASES = [
     pytest.param(
         _csv([(i, "x", s) for i, s in enumerate("abcdefghijkl")]),
         {"features": ("x",)},
-        r"Column 'x' is not numeric \(row 0: 'a'\)",
+        r"Column 'x' is not numeric at row 0 \(line 2 of a CSV file\): 'a'",
         id="non-numeric-feature",
     ),
     pytest.param(
         _csv([(7, "x", "n/a?")]),  # data.features at its default: not silently left out
         {},
-        r"Column 'x' is not numeric \(row 7: 'n/a\?'\), though its other cells are numbers",
+        r"Column 'x' is not numeric at row 7 \(line 9 of a CSV file\): 'n/a\?', though its "
+        r"other cells are numbers",
         id="bad-cell-in-a-default-feature",
     ),
     pytest.param(
         _csv([(5, "y", "high")]),
         {},
-        r"Column 'y' is not numeric \(row 5: 'high'\)",
+        r"Column 'y' is not numeric at row 5 \(line 7 of a CSV file\): 'high'",
         id="text-in-target",
     ),
     pytest.param(
@@ -188,7 +189,8 @@ CSV_CASES = [
     pytest.param(
         _csv([(4, "date", "yesterday")]),
         DATED,
-        r"Time column 'date' has a value that is not a time at row 4: 'yesterday'",
+        r"Time column 'date' has a value that is not a time at row 4 \(line 6 of a CSV file\): "
+        r"'yesterday'",
         id="unparseable-time",
     ),
     pytest.param(
@@ -231,10 +233,22 @@ def test_load_table_rejects_bad_csv(tmp_path, content, data, match):
     _assert_error(info.value, DataError)
 
 
+def test_a_row_in_an_error_is_the_line_an_editor_shows(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text(_csv([(4, "date", "yesterday")]), encoding="utf-8")
+    with pytest.raises(DataError, match=r"line (\d+) of a CSV file") as info:
+        load_table(path, DataConfig(**DATED))
+    line = int(re.search(r"line (\d+) of a CSV file", str(info.value)).group(1))
+    assert path.read_text().splitlines()[line - 1].startswith("yesterday,")  # editors count from 1
+
+
 @pytest.mark.parametrize(
     "source, match",
     [
         pytest.param("missing.csv", r"missing\.csv' does not exist", id="no-such-file"),
+        pytest.param(
+            "folder", r"folder' is a folder, not a file\. Check `data\.path`", id="folder"
+        ),
         pytest.param(pd.DataFrame(columns=["y", "x"]), r"no rows", id="empty-frame"),
         pytest.param(42, r"DataFrame or a CSV path; received int", id="int-source"),
         pytest.param(np.zeros((5, 2)), r"received ndarray", id="array-source"),
@@ -243,6 +257,8 @@ def test_load_table_rejects_bad_csv(tmp_path, content, data, match):
 def test_load_table_rejects_bad_sources(tmp_path, source, match):
     if isinstance(source, str):
         source = tmp_path / source
+        if source.name == "folder":
+            source.mkdir()
     with pytest.raises(DataError, match=match) as info:
         load_table(source, DataConfig(targets=("y",)))
     _assert_error(info.value, DataError)
@@ -312,7 +328,17 @@ def test_load_config_rejects_bad_values(raw, match):
     "content, match",
     [
         pytest.param("model: [1,\n", r"config\.yaml' is not valid YAML", id="bad-yaml"),
-        pytest.param("model:\n\tunits: [4]\n", r"config\.yaml' is not valid YAML", id="tab-indent"),
+        pytest.param(  # where, as an editor counts, and what: PyYAML's own words
+            "seed: 1\nmodel:\n  units: [4, 8\n  dropout: 0.1\n",
+            r"not valid YAML or JSON at line 4, column 10: expected ',' or '\]', but got ':' "
+            r"\(while parsing a flow sequence\)",
+            id="yaml-line-and-column",
+        ),
+        pytest.param(
+            "model:\n\tunits: [4]\n",
+            r"config\.yaml' is not valid YAML or JSON at line 2, column 1: found character '\\t'",
+            id="tab-indent",
+        ),
         pytest.param("- 1\n- 2\n", r"config\.yaml' must hold a mapping", id="yaml-list"),
         pytest.param(b"seed: 1 # caf\xe9\n", r"config\.yaml' is not valid YAML", id="latin-1"),
         pytest.param(
@@ -322,11 +348,14 @@ def test_load_config_rejects_bad_values(raw, match):
         ),
         pytest.param('{"model": {"units": [0]}}', r"`model\.units\[0\]`", id="json-bad-value"),
         pytest.param(None, r"config\.yaml' does not exist", id="missing-file"),
+        pytest.param("folder", r"config\.yaml' is a folder, not a file", id="folder"),
     ],
 )
 def test_load_config_rejects_bad_files(tmp_path, content, match):
     path = tmp_path / "config.yaml"
-    if isinstance(content, bytes):
+    if content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
@@ -750,7 +779,7 @@ PREDICT_CASES = [
     pytest.param(lambda f: f.head(0), r"no rows", id="no-rows"),
     pytest.param(
         lambda f: f.assign(x="n/a!"),
-        r"Column 'x' is not numeric \(row 0: 'n/a!'\)",
+        r"Column 'x' is not numeric at row 0 \(line 2 of a CSV file\): 'n/a!'",
         id="non-numeric",
     ),
     pytest.param(
@@ -1109,6 +1138,23 @@ def _train_setup(csv=None, **changes):
     return setup
 
 
+def _train_into(out, make):
+    """`train` (a valid config) into `out`, which `make(folder, trained)` prepared."""
+
+    def setup(folder, trained):
+        args = _train_setup()(folder, trained)
+        make(folder, trained)
+        return [*args[:-1], out]
+
+    return setup
+
+
+def _finished_run(folder, trained):
+    """`prev/`: a finished run of the shared bundle's config, not this case's."""
+    shutil.copytree(trained.bundle_dir, folder / "prev" / "bundle")
+    (folder / "prev" / "metrics.json").write_text(json.dumps(trained.bundle.metrics))
+
+
 def _predict_setup(tamper=None, frame=None, lite=None):
     def setup(folder, trained):
         shutil.copytree(trained.bundle_dir, folder / "bundle")
@@ -1144,6 +1190,40 @@ def _tune_setup(folder, trained):
 
 
 CLI_CASES = [
+    pytest.param(
+        _train_into("afile", lambda folder, trained: (folder / "afile").write_text("mine")),
+        r"--out 'afile' is a file, not a folder: name a folder for the run",
+        id="train-out-is-a-file",
+    ),
+    pytest.param(
+        _train_into("prev", _finished_run),
+        r"'prev' holds a finished run of another config \(differs in data\.path.*"
+        r"Choose another --out, or add --overwrite",
+        id="train-over-another-run",
+    ),
+    pytest.param(
+        lambda folder, trained: [(folder / "adir").mkdir(), "train", "adir"][1:],
+        r"Config file 'adir' is a folder, not a file",
+        id="train-config-is-a-folder",
+    ),
+    pytest.param(
+        lambda folder, trained: [
+            (folder / "c.yaml").write_text("seed: 1\ndata: {path: x.csv\n"),
+            "train",
+            "c.yaml",
+        ][1:],
+        r"'c\.yaml' is not valid YAML or JSON at line 3, column 1: .*while parsing a flow mapping",
+        id="train-yaml-syntax",
+    ),
+    pytest.param(
+        lambda folder, trained: [
+            shutil.copytree(trained.bundle_dir, folder / "bundle"),
+            (folder / "adir").mkdir(),
+            *["predict", "bundle", "--input", "adir", "--output", "out/p.csv"],
+        ][2:],
+        r"Input file 'adir' is a folder, not a file\. Check --input",
+        id="predict-input-is-a-folder",
+    ),
     pytest.param(
         lambda folder, trained: ["export", "bundle", "--quantize", "int4"],
         r"keras-lstm export: error: argument --quantize: invalid choice: 'int4'",

@@ -65,7 +65,7 @@ def test_predictions_are_in_real_units_and_indexed_by_time(trained):
     fs, ts = pre["feature_scaler"], pre["target_scaler"]
     x = (frame[["y", "x"]].to_numpy() - fs["center"]) / fs["scale"]
     window = x[-6:][None].astype("float32")
-    raw = bundle.model(window, training=False).numpy()[0, :, 0]
+    raw = np.asarray(bundle.model(window, training=False))[0, :, 0]
     np.testing.assert_allclose(
         out.iloc[-1].to_numpy(), raw * ts["scale"][0] + ts["center"][0], rtol=1e-4
     )
@@ -157,3 +157,30 @@ def test_a_file_linking_outside_the_bundle_is_refused(trained, tmp_path):
     (copy / "preprocessing.json").symlink_to(outside)
     with pytest.raises(BundleError, match="points outside the bundle folder"):
         Bundle.load(copy)
+
+
+@pytest.mark.parametrize(
+    "written, freq, after",
+    [
+        pytest.param(lambda t: f"{t.year}Q{t.quarter}", "QS", "1943Q3", id="quarters"),
+        pytest.param(lambda t: t.strftime("%Y-%m"), "MS", "1966-09", id="months"),
+        # the last row is Friday 10 October 1919: the next business day is the Monday
+        pytest.param(lambda t: t.strftime("%d/%m/%Y"), "B", "13/10/1919", id="business-days"),
+    ],
+)
+def test_cli_predict_keeps_the_input_calendar_and_its_form(trained, tmp_path, written, freq, after):
+    # the same rows, stamped by another calendar: the bundle reads the times, never their step
+    from keras_lstm.cli import main
+
+    frame, _, directory = trained
+    start = {"QS": "1893-01-01", "MS": "1950-01-01", "B": "1919-01-06"}[freq]
+    times = pd.date_range(start, periods=200, freq=freq)
+    frame = frame.assign(date=[written(t) for t in times])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "p.csv"
+    args = ["predict", str(directory), "--input", str(tmp_path / "in.csv"), "--output", str(out)]
+    assert main(args) == 0
+    got = pd.read_csv(out, dtype={"date": str})
+    assert got["date"].iloc[0] == frame["date"].iloc[6]  # the input's own words for its rows
+    assert got["date"].iloc[:-1].tolist() == frame["date"].iloc[6:].tolist()
+    assert got["date"].iloc[-1] == after  # the next step of the calendar, in the same form

@@ -65,9 +65,9 @@ def bundle_dir(tmp_path_factory):
     return folder / "bundle"
 
 
-def _export(bundle_dir, out, mode="int8-full", fmt="c-array"):
+def _export(bundle_dir, out, mode="int8-full", fmt="c-array", max_error=None):
     args = types.SimpleNamespace(
-        bundle=str(bundle_dir), quantize=mode, out=str(out), max_error=None, format=fmt
+        bundle=str(bundle_dir), quantize=mode, out=str(out), max_error=max_error, format=fmt
     )
     return run_export(args)
 
@@ -183,4 +183,17 @@ def test_c_array_never_replaces_a_tflite_file_it_was_not_named(bundle_dir, tmp_p
     assert (tmp_path / "model-micro.tflite").is_file()
     capsys.readouterr()
     _export(bundle_dir, tmp_path / "model-micro.cc")  # its own earlier export: replaced, said so
-    assert "are replaced by this export" in capsys.readouterr().out
+    assert "replaced the earlier" in capsys.readouterr().out
+
+
+def test_a_failed_export_onto_a_file_keeps_it_and_says_nothing_was_replaced(
+    bundle_dir, tmp_path, capsys
+):
+    out = tmp_path / "model.tflite"
+    _export(bundle_dir, out, "float32", fmt="tflite")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    with pytest.raises(ExportError, match="max_error"):  # int8 cannot meet a bar of 1e-9
+        _export(bundle_dir, out, "int8", fmt="tflite", max_error=1e-9)
+    assert "replaced" not in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -129,3 +129,36 @@ def test_help_lists_every_command():
     result = _run("--help")
     for command in ("quickstart", "train", "predict", "tune", "export"):
         assert command in result.stdout
+
+
+def test_a_finished_run_of_another_config_is_refused_unless_overwrite(tmp_path):
+    from keras_lstm import load_config
+    from keras_lstm.errors import OutputError
+    from keras_lstm.pipeline import check_run_folder
+
+    config = load_config({"data": {"targets": ["y"], "lookback": 12}})
+    check_run_folder(config, tmp_path / "new")  # no folder yet: nothing to protect
+    config.save(tmp_path / "run" / "bundle" / "config.yaml")
+    check_run_folder(config, tmp_path / "run")  # the same config: resumed or repeated
+    other = config.replace(**{"data.lookback": 24, "training.epochs": 5})
+    with pytest.raises(OutputError, match=r"differs in data\.lookback, training\.epochs"):
+        check_run_folder(other, tmp_path / "run")
+    check_run_folder(other, tmp_path / "run", overwrite=True)  # asked for: allowed
+
+
+def test_train_over_another_run_needs_overwrite(sine_run):
+    import shutil
+
+    root, _ = sine_run
+    shutil.copytree(root / "run", root / "again", ignore=shutil.ignore_patterns(".lock"))
+    before = (root / "again" / "bundle" / "model.keras").read_bytes()
+    refused = _run("train", "config.yaml", "--out", "again", "--epochs", "1", cwd=root)
+    assert refused.returncode == 2
+    assert "differs in training.epochs" in refused.stderr and "--overwrite" in refused.stderr
+    assert (root / "again" / "bundle" / "model.keras").read_bytes() == before
+    replaced = _run(
+        "train", "config.yaml", "--out", "again", "--epochs", "1", "--overwrite", cwd=root
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    metrics = json.loads((root / "again" / "metrics.json").read_text())
+    assert metrics["refit_epochs"] == 1

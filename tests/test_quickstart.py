@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,6 +21,11 @@ def test_quickstart_writes_everything(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = tmp_path / "qs"
     assert "capped at 1 per fit" in result.stdout
+    # one line per fit (each fold and the refit), no line per epoch, nothing on stderr
+    fits = [line for line in result.stdout.splitlines() if re.search(r"\d+ epochs?, best ", line)]
+    assert len(fits) == len(json.loads((out / "metrics.json").read_text())["cv"]["folds"]) + 1
+    assert "Epoch 1/" not in result.stdout
+    assert result.stderr == "", result.stderr[-2000:]  # no LiteRT or quantizer notices
     assert "naive (test)" in result.stdout and "TFLite export" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())

@@ -52,7 +52,7 @@ def test_float32_stream_equals_whole_window_keras(tmp_path):
     windows = _windows(40)
     path = tmp_path / "step.tflite"
     report = export(model, "float32", path, windows, streaming=True)
-    expected = model(windows, training=False).numpy()
+    expected = np.asarray(model(windows, training=False))
     got = _stream(path, windows)
     assert np.max(np.abs(got - expected)) <= 1e-5
     assert report["streaming"] is True and report["latency_unit"] == "step"
@@ -62,7 +62,7 @@ def test_float32_stream_equals_whole_window_keras(tmp_path):
     assert report["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 2
     # without carrying the state (a reset before each step) the output would be the last
     # step alone: the state really is carried between invokes
-    alone = model(windows[:, -1:], training=False).numpy()
+    alone = np.asarray(model(windows[:, -1:], training=False))
     assert np.max(np.abs(alone - expected)) > 100 * np.max(np.abs(got - expected))
 
 
@@ -101,7 +101,7 @@ def test_masked_sequence_streams_only_its_valid_steps(tmp_path):
         window[length:] = 0.0  # padded at the end, as whole sequences are
     path = tmp_path / "step.tflite"
     report = export(model, "float32", path, windows, lookback=LOOKBACK, streaming=True)
-    expected = model(windows, training=False).numpy()
+    expected = np.asarray(model(windows, training=False))
     got = _stream(path, [w[:n] for w, n in zip(windows, lengths, strict=True)])
     assert np.max(np.abs(got - expected)) <= 1e-5
     assert report["max_abs_error"] <= 1e-5  # the parity check skipped the padding too
@@ -197,7 +197,7 @@ def test_lite_predictor_step_matches_predict_in_real_units(tmp_path):
         out = streaming.step(row if index % 2 else row.to_numpy())
     assert out.shape == (2, 1)
     np.testing.assert_allclose(out, expected[0], atol=1e-4)
-    by_hand = model(windows[:1], training=False).numpy()[0] * 3.0 + 10.0
+    by_hand = np.asarray(model(windows[:1], training=False))[0] * 3.0 + 10.0
     np.testing.assert_allclose(out, by_hand, atol=1e-4)
     with pytest.raises(DataError, match="missing feature 'c'"):
         streaming.step({"a": 1.0, "b": 2.0})

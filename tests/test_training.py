@@ -85,9 +85,7 @@ def test_naive_baseline_matches_hand_computation():
     assert set(bundle.metrics["cv"]) == {"folds", "mean", "std"}
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="MirroredStrategy is TensorFlow's"
-)
+@pytest.mark.tensorflow  # MirroredStrategy is TensorFlow's, on the two logical CPUs of conftest
 def test_mirrored_strategy_on_two_logical_cpus_matches_single_device():
     frame = _frame()
     config = load_config({**TINY, "training": {**TINY["training"], "strategy": "mirrored"}})

@@ -116,6 +116,7 @@ def _run_onnx(args, bundle, folder: Path) -> int:
     from tflite_export.onnx_export import export_onnx
 
     out = Path(args.out or folder / "model.onnx")
+    replaced = out.exists()
     report = export_onnx(bundle, out, max_error=args.max_error)
     ops = ", ".join(f"{name} x{count}" for name, count in report["ops"].items())
     print(f"{out}: {report['size_bytes']:,} bytes, ONNX opset {report['opset']}")
@@ -130,6 +131,7 @@ def _run_onnx(args, bundle, folder: Path) -> int:
         f"Keras {report['keras_latency_ms_p50']:.3f} ms"
     )
     print(f"  report: {report_path(out)}")
+    _say_replaced(out, replaced)
     return 0
 
 
@@ -163,8 +165,7 @@ def _run_tflite(args, bundle, folder: Path) -> int:
         _refuse_to_replace_an_unnamed_file(out, source)
     else:
         out = Path(args.out or folder / f"model-{mode}{suffix}.tflite")
-    if out.exists():
-        print(f"Note: {out} and its report exist and are replaced by this export.")
+    replaced = out.exists()  # said after the export: a failed one replaces nothing
     report = export(
         bundle,
         mode,
@@ -178,7 +179,14 @@ def _run_tflite(args, bundle, folder: Path) -> int:
         print(f"C array for TFLite Micro: {', '.join(str(path) for path in written)}")
         _print_micro(report["micro"])
     _print_tflite_report(report, out, mode, streaming)
+    _say_replaced(out, replaced)
     return 0
+
+
+def _say_replaced(out: Path, replaced: bool) -> None:
+    """After a successful export only: the earlier file of that name is gone."""
+    if replaced:
+        print(f"  replaced the earlier {out} and its report")
 
 
 def _print_tflite_report(report: dict, out: Path, mode: str, streaming: bool) -> None:
@@ -230,8 +238,7 @@ def _run_adaptable(args, bundle, folder: Path) -> int:
             f"--quantize {args.quantize}."
         )
     out = Path(args.out or folder / "model-adaptable.tflite")
-    if out.exists():
-        print(f"Note: {out} and its report exist and are replaced by this export.")
+    replaced = out.exists()
     kwargs = {} if args.max_error is None else {"max_error": args.max_error}
     report = export_adaptable(bundle, out, **kwargs)
     settings = report["adaptation"]
@@ -249,6 +256,7 @@ def _run_adaptable(args, bundle, folder: Path) -> int:
     if micro["missing_ops"]:
         print(f"  TFLite Micro lacks: {', '.join(micro['missing_ops'])}")
     print(f"  report: {report_path(out)}")
+    _say_replaced(out, replaced)
     return 0
 
 

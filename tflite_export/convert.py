@@ -18,6 +18,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 from keras_lstm.config import QUANTIZE_MODES, ExportConfig
 from keras_lstm.errors import ExportError
+from keras_lstm.startup import native_stderr_silenced
 from tflite_export.forward import WINDOW_SCOPE
 from tflite_export.runtime import interpreter
 
@@ -266,7 +267,8 @@ def _failure(mode: str, recipe: str, err: Exception) -> str:
 
 def _run_converter(converter, mode: str, recipe: str) -> bytes:
     try:
-        return bytes(converter.convert())
+        with native_stderr_silenced():  # the converter's and calibrator's C++ notices
+            return bytes(converter.convert())
     except Exception as err:  # the converter raises several unrelated types
         raise ExportError(_failure(mode, recipe, err)) from err
 
@@ -286,6 +288,11 @@ def _quantize(
     if recipe.endswith("float-lstm"):
         denylisted = ["UNIDIRECTIONAL_SEQUENCE_LSTM", *FLOAT_ONLY_OPS]
     nodes = [*(calibrated.window_nodes if recipe in WINDOW_RECIPES else ()), *float_lstms]
+    with native_stderr_silenced():  # the quantizer prints "fully_quantize: 0, ..." to fd 2
+        return _mlir_quantize(calibrated, integer_io, denylisted, nodes)
+
+
+def _mlir_quantize(calibrated: Calibrated, integer_io: bool, denylisted, nodes) -> bytes:
     return lite_convert.mlir_quantize(
         calibrated.content,
         fully_quantize=integer_io,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from keras_lstm.data.preprocessing import Preprocessing
 from keras_lstm.errors import BundleError, DataError
-from keras_lstm.files import atomic_write_bytes
+from keras_lstm.files import atomic_write_bytes, missing_file
 from tflite_export import runtime
 from tflite_export.runtime import report_path
 
@@ -48,8 +48,9 @@ class LitePredictor:
 
     def __init__(self, path: str | os.PathLike, threads: int = 1):
         path = Path(path)
-        if not path.is_file():
-            raise BundleError(f"TFLite file {str(path)!r} does not exist. Check the path.")
+        problem = missing_file(path)
+        if problem:
+            raise BundleError(f"TFLite file {str(path)!r} {problem}. Check the path.")
         json_path = report_path(path)
         if not json_path.is_file():
             raise BundleError(

@@ -18,6 +18,7 @@ import numpy as np
 
 from keras_lstm.errors import OutputError
 from keras_lstm.files import output_error, temporary_file
+from keras_lstm.startup import native_stderr_silenced
 
 
 def report_path(out_path: str | os.PathLike) -> Path:
@@ -68,8 +69,9 @@ def interpreter(model: bytes | None = None, path: str | None = None, threads: in
     """A LiteRT interpreter with tensors allocated."""
     from ai_edge_litert.interpreter import Interpreter
 
-    lite = Interpreter(model_content=model, model_path=path, num_threads=threads)
-    lite.allocate_tensors()
+    with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        lite = Interpreter(model_content=model, model_path=path, num_threads=threads)
+        lite.allocate_tensors()
     return lite
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from keras_lstm.config import CALENDAR_FEATURES as CALENDAR
-from keras_lstm.errors import DataError
+from keras_lstm.errors import DataError, row_words
 
 
 def future_name(column: str, horizon: int) -> str:
@@ -147,7 +147,7 @@ def check_future_rows(frame: pd.DataFrame, columns, horizon: int) -> None:
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
             raise DataError(
-                f"Future column {column!r} has no value at row {int(bad[0])}. Its values are "
+                f"Future column {column!r} has no value at {row_words(bad[0])}. Its values are "
                 f"needed for every row, including the last horizon = {horizon} rows (the steps "
                 "to forecast): fill them with the known or planned values."
             )

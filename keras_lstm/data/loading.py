@@ -13,7 +13,8 @@ import pandas as pd
 
 from keras_lstm.config import DataConfig
 from keras_lstm.data.future import input_names, known_inputs, model_inputs
-from keras_lstm.errors import DataError
+from keras_lstm.errors import DataError, row_words
+from keras_lstm.files import missing_file
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ def read_frame(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
             f"Data must be a pandas DataFrame or a CSV path; received {type(source).__name__}."
         )
     path = Path(source)
-    if not path.is_file():
-        raise DataError(f"Data file {str(path)!r} does not exist. Check `data.path`.")
+    problem = missing_file(path)
+    if problem:
+        raise DataError(f"Data file {str(path)!r} {problem}. Check `data.path`.")
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -109,7 +111,7 @@ def _parse_times(frame: pd.DataFrame, column: str) -> pd.DatetimeIndex | pd.Inde
     if len(bad):
         row = int(bad[0])
         raise DataError(
-            f"Time column {column!r} has a value that is not a time at row {row}: "
+            f"Time column {column!r} has a value that is not a time at {row_words(row)}: "
             f"{raw.iloc[row]!r}. Fix or remove that row."
         )
     values = times.to_numpy()
@@ -118,8 +120,8 @@ def _parse_times(frame: pd.DataFrame, column: str) -> pd.DatetimeIndex | pd.Inde
         row = int(np.flatnonzero(~steps)[0]) + 1
         what = "repeats" if values[row] == values[row - 1] else "goes back in time"
         raise DataError(
-            f"Time column {column!r} {what} at row {row} ({raw.iloc[row]!r} after "
-            f"{raw.iloc[row - 1]!r}). Times must be unique and increasing: sort the rows and "
+            f"Time column {column!r} {what} at {row_words(row)}: {raw.iloc[row]!r} after "
+            f"{raw.iloc[row - 1]!r}. Times must be unique and increasing: sort the rows and "
             "remove duplicates."
         )
     return times
@@ -132,7 +134,7 @@ def _apply_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> pd.D
         if nan.any():
             row, col = np.argwhere(nan)[0]
             raise DataError(
-                f"Column {columns[col]!r} has a missing value at row {row}. Fill it, or set "
+                f"Column {columns[col]!r} has a missing value at {row_words(row)}. Fill it, or set "
                 "`data.missing` to ffill, interpolate or drop."
             )
         return frame
@@ -155,8 +157,8 @@ def _check_numeric(frame: pd.DataFrame, columns) -> None:
             bad = values.notna() & pd.to_numeric(values, errors="coerce").isna()
             row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
             raise DataError(
-                f"Column {column!r} is not numeric (row {row}: {values.iloc[row]!r}). Convert it "
-                "to numbers or leave it out of `data.features` / `data.targets`."
+                f"Column {column!r} is not numeric at {row_words(row)}: {values.iloc[row]!r}. "
+                "Convert it to numbers or leave it out of `data.features` / `data.targets`."
             )
     values = block.to_numpy(dtype=float)  # one pass over every column at once
     empty = np.isnan(values).all(axis=0)
@@ -167,7 +169,7 @@ def _check_numeric(frame: pd.DataFrame, columns) -> None:
     if inf.any():
         row, col = np.argwhere(inf)[0]
         raise DataError(
-            f"Column {columns[col]!r} has an infinite value at row {int(row)}. Replace it with a "
+            f"Column {columns[col]!r} has an infinite value at {row_words(row)}. Replace it with a "
             "finite number or leave the cell empty and set `data.missing`."
         )
 
@@ -187,9 +189,9 @@ def _refuse_a_numeric_column_with_bad_cells(values: pd.Series, column) -> None:
         return
     position = int(np.flatnonzero(values.index == numbers.index[numbers.isna()][0])[0])
     raise DataError(
-        f"Column {column!r} is not numeric (row {position}: {values.iloc[position]!r}), though "
-        "its other cells are numbers. Fix or empty that cell (empty cells follow "
-        "`data.missing`), or set `data.features` to the columns to use."
+        f"Column {column!r} is not numeric at {row_words(position)}: "
+        f"{values.iloc[position]!r}, though its other cells are numbers. Fix or empty that cell "
+        "(empty cells follow `data.missing`), or set `data.features` to the columns to use."
     )
 
 

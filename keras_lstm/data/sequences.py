@@ -20,7 +20,7 @@ from keras_lstm.data.loading import (
     read_frame,
     select_features,
 )
-from keras_lstm.errors import DataError
+from keras_lstm.errors import DataError, row_words
 
 PAD_VALUE = 0.0
 
@@ -71,7 +71,7 @@ def load_sequences(source, config: DataConfig) -> SequenceTable:
     _check_numeric(frame, features)
     if frame[config.label].isna().any():
         row = int(np.flatnonzero(frame[config.label].isna())[0])
-        raise DataError(f"Label column {config.label!r} has a missing value at row {row}.")
+        raise DataError(f"Label column {config.label!r} has a missing value at {row_words(row)}.")
     sequences, labels, ids = [], [], []
     for key, group in frame.groupby(config.series_id, sort=False):
         if group[config.label].nunique() > 1:
@@ -181,7 +181,7 @@ def load_texts(source, config: DataConfig) -> tuple[list[str], np.ndarray]:
             )
     if frame[label].isna().any():
         row = int(np.flatnonzero(frame[label].isna())[0])
-        raise DataError(f"Label column {label!r} has a missing value at row {row}.")
+        raise DataError(f"Label column {label!r} has a missing value at {row_words(row)}.")
     return frame[text].fillna("").astype(str).tolist(), frame[label].to_numpy()
 
 

@@ -275,11 +275,35 @@ def train_model(
         callbacks=callbacks,
         class_weight=_class_weight(prepared, fold),
         shuffle=False,  # WindowBatches reshuffles the windows itself (training.shuffle)
-        verbose=verbose,
+        verbose=0 if verbose == FIT_LINES else verbose,
     )
-    if backup is not None:  # every epoch, those before a resume too
-        return model, backup.history
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    history = (
+        backup.history  # every epoch, those before a resume too
+        if backup is not None
+        else {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    )
+    if verbose == FIT_LINES:
+        _say(verbose, f"  {tag}: {fit_line(history)}")
+    return model, history
+
+
+FIT_LINES = "fits"  # a `verbose` of keras-lstm's own: one line per fit instead of per epoch
+
+
+def fit_line(history: dict) -> str:
+    """One fit in one line: its epochs and its best loss (validation loss where it has one).
+
+    Example:
+        >>> fit_line({"loss": [0.5, 0.3, 0.4], "val_loss": [0.6, 0.45, 0.5]})
+        '3 epochs, best val_loss 0.45 at epoch 2'
+    """
+    name = "val_loss" if history.get("val_loss") else "loss"
+    losses = history.get(name) or []
+    if not losses:
+        return "no epochs"
+    best = int(np.argmin(losses))
+    epochs = f"{len(losses)} epoch" + ("s" if len(losses) != 1 else "")
+    return f"{epochs}, best {name} {losses[best]:.4g} at epoch {best + 1}"
 
 
 def _build(prepared: Prepared):
@@ -544,7 +568,8 @@ def cross_validate(
         data: a DataFrame or CSV path; default `config.data.path`.
         out_dir: run folder for backups and logs; None keeps nothing on disk (unless
             `training.backup_dir` is set).
-        verbose: Keras' `verbose` for `fit` (`"auto"`, 0, 1, 2).
+        verbose: Keras' `verbose` for `fit` (`"auto"`, 0, 1, 2), or `"fits"`: one line per
+            fit (its epochs and best loss) instead of a line or a bar per epoch.
         first_target: earliest row a validation window may predict (tuning uses this).
         prepared: an already prepared dataset (skips loading).
 

@@ -29,7 +29,7 @@ from keras_lstm.data.splits import (
 )
 from keras_lstm.data.text import fit_vocabulary, vectorize
 from keras_lstm.data.windows import WindowData
-from keras_lstm.errors import ConfigError, DataError
+from keras_lstm.errors import ConfigError, DataError, row_words
 
 # `data.scaler: cv` on whole sequences: the scalers the cross-validation chooses between
 # (`keras_lstm.training.loop.choose_scaler`), the one kept on a tie first
@@ -411,8 +411,8 @@ def _encode_labels(raw, name: str) -> tuple[tuple, np.ndarray]:
     raw = pd.Series(raw)
     if raw.isna().any():
         raise DataError(
-            f"Label column {name!r} has a missing value at row "
-            f"{int(np.flatnonzero(raw.isna())[0])}. Fill or drop it."
+            f"Label column {name!r} has a missing value at "
+            f"{row_words(np.flatnonzero(raw.isna())[0])}. Fill or drop it."
         )
     classes = tuple(sorted(raw.unique().tolist(), key=str))
     if len(classes) < 2:
