@@ -162,10 +162,10 @@ def test_a_file_linking_outside_the_bundle_is_refused(trained, tmp_path):
 @pytest.mark.parametrize(
     "written, freq, after",
     [
-        pytest.param(lambda t: f"{t.year}Q{t.quarter}", "QS", "1943Q3", id="quarters"),
+        pytest.param(lambda t: f"{t.year}Q{t.quarter}", "QS", "1943Q1", id="quarters"),
         pytest.param(lambda t: t.strftime("%Y-%m"), "MS", "1966-09", id="months"),
         # the last row is Friday 10 October 1919: the next business day is the Monday
-        pytest.param(lambda t: t.strftime("%d/%m/%Y"), "B", "13/10/1919", id="business-days"),
+        pytest.param(lambda t: t.strftime("%Y/%m/%d"), "B", "1919/10/13", id="business-days"),
     ],
 )
 def test_cli_predict_keeps_the_input_calendar_and_its_form(trained, tmp_path, written, freq, after):
@@ -183,4 +183,5 @@ def test_cli_predict_keeps_the_input_calendar_and_its_form(trained, tmp_path, wr
     got = pd.read_csv(out, dtype={"date": str})
     assert got["date"].iloc[0] == frame["date"].iloc[6]  # the input's own words for its rows
     assert got["date"].iloc[:-1].tolist() == frame["date"].iloc[6:].tolist()
+    assert got["date"].iloc[-2] == frame["date"].iloc[-1]
     assert got["date"].iloc[-1] == after  # the next step of the calendar, in the same form

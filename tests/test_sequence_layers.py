@@ -65,8 +65,10 @@ def test_a_channel_flat_within_a_sequence_is_exactly_zero_in_keras_and_tflite(tm
             out[i, :n, 0], (wavy[i] - wavy[i].mean()) / wavy[i].std(), atol=1e-4
         )
     model = keras.Sequential([keras.Input((12, 2)), keras.layers.Masking(0.0), layer])
-    forward = build_forward(model, lookback=12)
-    exported = np.concatenate([np.asarray(forward(batch[i : i + 1])) for i in range(len(batch))])
+    forward, _ = build_forward(model, lookback=12)
+    exported = np.concatenate(
+        [np.asarray(forward(batch[i : i + 1])["prediction"]) for i in range(len(batch))]
+    )
     assert not exported[:, :, 1].any()
 
 

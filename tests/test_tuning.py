@@ -386,6 +386,7 @@ def test_cli_tune_refits_the_best_config(tmp_path, capsys):
     assert main(["tune", str(path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Best trial #1 (search/trial_0)" in printed and "test" in printed
+    assert printed.strip().splitlines()[-1].startswith(f"Best bundle: {out / 'best' / 'bundle'}")
     assert (out / "best" / "bundle").is_dir()
     assert "test" in yaml.safe_load((out / "best" / "metrics.json").read_text())
     assert load_config(out / "best_config.yaml").data.path == str(tmp_path / "series.csv")
@@ -462,3 +463,13 @@ def test_a_worker_killed_mid_trial_marks_that_trial_and_the_search_finishes(
     assert re.search(r"WorkerError.*exited with code -9", killed["error"].iloc[0])
     completed = trials.loc[trials["status"] == "COMPLETED", "trial"].astype(str)
     assert str(result.best_trial) in set(completed)
+
+
+def test_tune_ends_with_where_the_best_model_is():
+    from tuning.cli import closing_line
+
+    with_refit = {"best_config": "tune/best_config.yaml", "bundle": "tune/best/bundle"}
+    assert closing_line(with_refit).startswith("Best bundle: tune/best/bundle ")
+    assert closing_line({"best_config": "tune/best_config.yaml"}).startswith(
+        "Best config: tune/best_config.yaml "
+    )

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lstm.errors import ExportError
+from keras_lstm.startup import native_stderr_silenced
 from tflite_export import forward as fwd
 from tflite_export import runtime
 from tflite_export.c_array import micro_support
@@ -140,7 +141,8 @@ def _convert(module: _Adaptable) -> bytes:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.experimental_enable_resource_variables = True
         try:
-            return converter.convert()
+            with native_stderr_silenced():  # the converter's C++ notices
+                return converter.convert()
         except Exception as err:  # the converter raises many types; all mean "cannot convert"
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ExportError(f"The adaptable model did not convert to TFLite: {first}") from err

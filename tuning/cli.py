@@ -116,4 +116,21 @@ def run_tune(args) -> int:
     result = tune(config, out_dir=Path(args.out), overwrite=args.overwrite, verbose=1)
     if result is None:
         print(f"Worker {args.worker}: no trials left; the chief writes the results.")
+        return 0
+    print(f"\n{closing_line(result.files)}")
     return 0
+
+
+def closing_line(files: dict) -> str:
+    """The last line of `keras-lstm tune`: where the best model is, ready for `predict` and
+    `export` (or, without `tuning.refit`, the config to train it with).
+
+    Example:
+        >>> closing_line({"best_config": "tune/best_config.yaml", "bundle": "tune/best/bundle"})
+        'Best bundle: tune/best/bundle (keras-lstm predict / export take it as it is)'
+        >>> closing_line({"best_config": "tune/best_config.yaml"})
+        'Best config: tune/best_config.yaml (tuning.refit is off: keras-lstm train it)'
+    """
+    if "bundle" in files:
+        return f"Best bundle: {files['bundle']} (keras-lstm predict / export take it as it is)"
+    return f"Best config: {files['best_config']} (tuning.refit is off: keras-lstm train it)"
