@@ -362,9 +362,19 @@ def test_integer_modes_report_the_recipe_tried(exports):
     chosen = min(report["recipes_tried"], key=lambda entry: entry["relative_rmse"])
     if report["recipes_tried"][0]["relative_rmse"] > 0.02:
         assert report["recipe"].startswith(chosen["recipe"])
-    # A GRU model has no fused LSTM to keep in float: one recipe only.
+    # the latency note is there exactly when an LSTM runs on the integer kernel
+    integer_lstms = report["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0) - report["kept_float"][
+        "ops"
+    ].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
+    assert ("latency_note" in report) == (integer_lstms > 0)
+    # A GRU model has no fused LSTM to keep in float: one recipe only, and no LSTM kernel note.
     _, report, _ = exports("gru", "int8")
     assert [entry["recipe"] for entry in report["recipes_tried"]] == ["integer-lstm"]
+    assert "latency_note" not in report
+    _, report, _ = exports("lstm", "int8")
+    assert "integer LSTM kernel" in report["latency_note"]
+    _, report, _ = exports("lstm", "float32")
+    assert "latency_note" not in report
 
 
 def test_embedding_front(tmp_path):

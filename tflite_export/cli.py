@@ -216,6 +216,8 @@ def _print_tflite_report(report: dict, out: Path, mode: str, streaming: bool) ->
             f"{report['keras_latency_ms_p50']:.3f} ms"
         )
     print(f"  recipe: {report['recipe']}")
+    if "latency_note" in report:
+        print(f"  latency: {report['latency_note']}")
     if "kept_float" in report:
         kept = report["kept_float"]
         floats = ", ".join(f"{name} x{count}" for name, count in kept["ops"].items())

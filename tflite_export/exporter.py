@@ -470,7 +470,28 @@ def _report(
         "state_reset": STREAMING_NOTE if streaming else STATE_NOTE,
         "micro": micro_support(chosen.content).to_dict(),
         **({"kept_float": float_ops(chosen.content)} if mode in ("int8", "int8-full") else {}),
+        **_latency_note(chosen, mode),
     }
+
+
+# Measured with benchmarks/kernel_paths.py (BENCHMARKS.md, Export: kernel paths)
+INTEGER_LSTM_NOTE = (
+    "This file runs its LSTMs with LiteRT's integer LSTM kernel. On a desktop or server CPU "
+    "(x86-64) that kernel is several times slower than the float one (the quickstart's int8 "
+    "file: 0.53 ms a window against 0.08 ms in float32; XNNPACK delegates neither), so int8 "
+    "buys size (about 3x smaller) and integer-only hardware (microcontrollers, NPUs, DSPs), "
+    "not desktop speed. For speed on a CPU with float, export float32 or float16."
+)
+
+
+def _latency_note(chosen: Attempt, mode: str) -> dict:
+    """`{"latency_note": ...}` for an integer file with an integer LSTM, else nothing."""
+    if mode not in ("int8", "int8-full"):
+        return {}
+    lstms = chosen.ops.get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
+    if lstms <= float_ops(chosen.content)["ops"].get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0):
+        return {}
+    return {"latency_note": INTEGER_LSTM_NOTE}
 
 
 def _check_max_error(max_error) -> None:
