@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 def _interpreter(path: Path, delegates: bool):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from keras_lstm.startup import native_stderr_silenced
+    from keras_lstm.stderr import native_stderr_silenced
 
     kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with native_stderr_silenced():

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lstm.errors import ExportError
-from keras_lstm.startup import native_stderr_silenced
+from keras_lstm.stderr import native_stderr_silenced
 from tflite_export import forward as fwd
 from tflite_export import runtime
 from tflite_export.c_array import micro_support

@@ -18,7 +18,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 from keras_lstm.config import QUANTIZE_MODES, ExportConfig
 from keras_lstm.errors import ExportError
-from keras_lstm.startup import native_stderr_silenced
+from keras_lstm.stderr import native_stderr_silenced
 from tflite_export.forward import WINDOW_SCOPE
 from tflite_export.runtime import interpreter
 

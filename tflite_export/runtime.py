@@ -18,7 +18,7 @@ import numpy as np
 
 from keras_lstm.errors import OutputError
 from keras_lstm.files import output_error, temporary_file
-from keras_lstm.startup import native_stderr_silenced
+from keras_lstm.stderr import native_stderr_silenced
 
 
 def report_path(out_path: str | os.PathLike) -> Path:
