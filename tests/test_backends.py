@@ -90,7 +90,15 @@ LOAD_AND_EXPORT = """
 """
 
 
-@pytest.mark.parametrize("trained_on, loaded_on", [("jax", "tensorflow"), ("tensorflow", "jax")])
+@pytest.mark.parametrize(
+    "trained_on, loaded_on",
+    [
+        ("jax", "tensorflow"),
+        # training on TensorFlow is no longer the default: under 15 minutes, this one runs
+        # with -m slow
+        pytest.param("tensorflow", "jax", marks=pytest.mark.slow),
+    ],
+)
 def test_a_bundle_trained_on_one_backend_predicts_and_exports_on_the_other(
     project, trained_on, loaded_on
 ):

@@ -53,7 +53,15 @@ def _onnxruntime(path, windows):
     return session.run(None, {session.get_inputs()[0].name: windows})[0]
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# each conversion starts a TensorFlow process on JAX (about 10 s): the GRU and window cases
+# run with -m slow, the LSTM and Bidirectional Conv ones (and the masked classifier below) always
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[pytest.mark.slow] if name in ("gru", "window") else [])
+        for name in sorted(MODELS)
+    ],
+)
 def test_onnx_matches_keras(tmp_path, name):
     model = _model(name)
     windows = _windows(64)

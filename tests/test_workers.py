@@ -208,6 +208,7 @@ def test_a_worker_imports_tensorflow_only_on_the_tensorflow_backend(backend, mon
     assert got.tensorflow is (backend == "tensorflow")
 
 
+@pytest.mark.slow  # 30 s; workers' equality with in-process fits is tested above on every run
 def test_parallel_fold_jobs_run_at_once_and_give_the_same_results(private_tmp, monkeypatch):
     import time
 

@@ -188,7 +188,9 @@ def _convert_saved_model(folder: str, shape: str) -> int:
     """The child process of `_convert_in_tensorflow_process`: one line on stderr on failure."""
     import keras
 
-    import keras_lstm.bundle  # noqa: F401  (registers keras-lstm's layers for safe mode)
+    # keras-lstm's own layers, registered for safe mode (lighter than importing the bundle)
+    import keras_lstm.normalization  # noqa: F401
+    import keras_lstm.sequence_layers  # noqa: F401
 
     folder_path = Path(folder)
     try:
