@@ -266,84 +266,92 @@ def export_int16x8(
     """
     from pathlib import Path
 
-    from tflite_export.c_array import micro_support
-    from tflite_export.convert import RECIPES, calibrate, quantize
-    from tflite_export.exporter import (
-        STATE_NOTE,
-        STREAMING_NOTE,
-        _commit,
-        _keras_outputs,
-        _mask_value,
-        _parts,
-    )
-    from tflite_export.forward import build_forward, is_window_normalized
-    from tflite_export.ops import op_counts
-    from tflite_export.streaming import build_step_forward
+    from tflite_export.exporter import _commit, _keras_outputs, _mask_value, _parts
 
     inputs = _parts(bundle, "int8-full", None, None, None)
-    if is_window_normalized(inputs.model):
-        raise ExportError(
-            "int16x8 needs an all-integer model, and window normalization (data.scaler: "
-            "window, the forecasting default) reads raw float values: train with data.scaler: "
-            "standard for TFLite Micro, or export --quantize int8-full (it keeps the "
-            "normalization in float)."
-        )
-    validation, representative = inputs.validation, inputs.representative
+    _refuse_window_normalization(inputs.model)
+    validation = inputs.validation
     mask_value = _mask_value(inputs)
-    if streaming:
-        forward, spec = build_step_forward(inputs.model)
-        representative = runtime.stream_steps(representative, mask_value)
-    else:
-        forward, spec = build_forward(inputs.model, inputs.lookback, gru_loop=False)
-    calibrated = calibrate(forward, representative, inputs.margin)
-    content8, _ = quantize(calibrated, "int8-full", "integer-lstm", False, ())
-    content = requantize_8to16(content8)
-
-    def run(content, windows):
-        return run_micro(content, windows, streaming, mask_value)
-
+    content8, content = _int16x8_files(inputs, streaming, mask_value)
     keras_outputs, keras_latency = _keras_outputs(bundle.model, validation.astype(np.float32))
     spread = float(np.std(keras_outputs)) or 1.0
-
-    def relative(outputs) -> float:
-        return float(np.sqrt(np.mean((outputs - keras_outputs) ** 2)) / spread)
-
-    outputs = run(content, validation)
-    error16 = relative(outputs)
-    error8 = relative(run(content8, validation))
+    outputs = run_micro(content, validation, streaming, mask_value)
+    error16 = float(np.sqrt(np.mean((outputs - keras_outputs) ** 2)) / spread)
+    outputs8 = run_micro(content8, validation, streaming, mask_value)
+    error8 = float(np.sqrt(np.mean((outputs8 - keras_outputs) ** 2)) / spread)
     limit = INT16X8_MAX_ERROR if max_error is None else float(max_error)
     if not error16 <= limit:
         raise ExportError(
             f"Parity check failed for int16x8 in TFLite Micro: relative RMSE {error16:.4g} "
             f"against Keras exceeds max_error={limit:g}; no file was written."
         )
-    lite = micro_interpreter(content)
-    details = {
-        "input": micro_detail(lite.get_input_details(0)),
-        "output": micro_detail(lite.get_output_details(0)),
-    }
-    ops, builtin_only = op_counts(content)
     report = {
+        **_int16x8_report(content, inputs, streaming),
+        "max_abs_error": float(np.abs(outputs - keras_outputs).max()),
+        "relative_rmse": error16,
+        "int8_relative_rmse": error8,
+        "max_error": limit,
+        "keras_latency_ms_p50": keras_latency,
+    }
+    _commit(Path(out_path), content, report)
+    return report
+
+
+def _refuse_window_normalization(model) -> None:
+    from tflite_export.forward import is_window_normalized
+
+    if is_window_normalized(model):
+        raise ExportError(
+            "int16x8 needs an all-integer model, and window normalization (data.scaler: "
+            "window, the forecasting default) reads raw float values: train with data.scaler: "
+            "standard for TFLite Micro, or export --quantize int8-full (it keeps the "
+            "normalization in float)."
+        )
+
+
+def _int16x8_files(inputs, streaming: bool, mask_value) -> tuple[bytes, bytes]:
+    """The all-integer int8 file (int8-full's `integer-lstm` recipe, every LSTM quantized) and
+    its int16-activation requantization: the window model, or the step model calibrated on
+    steps in stream order."""
+    from tflite_export.convert import calibrate, quantize
+    from tflite_export.forward import build_forward
+    from tflite_export.streaming import build_step_forward
+
+    representative = inputs.representative
+    if streaming:
+        forward, _ = build_step_forward(inputs.model)
+        representative = runtime.stream_steps(representative, mask_value)
+    else:
+        forward, _ = build_forward(inputs.model, inputs.lookback, gru_loop=False)
+    calibrated = calibrate(forward, representative, inputs.margin)
+    content8, _ = quantize(calibrated, "int8-full", "integer-lstm", False, ())
+    return content8, requantize_8to16(content8)
+
+
+def _int16x8_report(content: bytes, inputs, streaming: bool) -> dict:
+    """The parts of an int16x8 report that describe the file, not its parity."""
+    from tflite_export.c_array import micro_support
+    from tflite_export.convert import RECIPES
+    from tflite_export.exporter import STATE_NOTE, STREAMING_NOTE
+    from tflite_export.ops import op_counts
+
+    lite = micro_interpreter(content)
+    ops, builtin_only = op_counts(content)
+    return {
         "mode": "int16x8",
         "runtime": "tflite-micro",
         "size_bytes": len(content),
         "ops": ops,
         "builtin_only": builtin_only,
-        "max_abs_error": float(np.abs(outputs - keras_outputs).max()),
-        "relative_rmse": error16,
-        "int8_relative_rmse": error8,
-        "max_error": limit,
         "streaming": streaming,
-        "keras_latency_ms_p50": keras_latency,
         "recipe": f"{RECIPES['integer-lstm']}; then every activation requantized to int16 "
         "(LSTM and fully connected biases int64) for TFLite Micro",
-        "validation_windows": int(len(validation)),
-        **details,
+        "validation_windows": int(len(inputs.validation)),
+        "input": micro_detail(lite.get_input_details(0)),
+        "output": micro_detail(lite.get_output_details(0)),
         "representative_windows": int(len(inputs.representative)),
-        "preprocessing": {**inputs.preprocessing, "lookback": int(validation.shape[1])},
+        "preprocessing": {**inputs.preprocessing, "lookback": int(inputs.validation.shape[1])},
         "state_reset": STREAMING_NOTE if streaming else STATE_NOTE,
         "micro": micro_support(content).to_dict(),
         "parity_runtime": "TFLite Micro's reference interpreter (the tflite-micro package)",
     }
-    _commit(Path(out_path), content, report)
-    return report
