@@ -125,7 +125,7 @@ class LitePredictor:
 
     def predict_scaled(self, windows: np.ndarray) -> np.ndarray:
         """Raw model outputs for scaled windows `(n, lookback, features)`, one invoke each."""
-        dtype = np.int32 if self.pre.kind == "text" else np.float32
+        dtype = np.dtype(self.pre.input_dtype)
         if self.adaptable:
             return runtime.infer_windows(self.interpreter, np.asarray(windows, dtype))
         return runtime.run_windows(self.interpreter, np.asarray(windows, dtype))
@@ -301,7 +301,7 @@ class LitePredictor:
             >>> LitePredictor("model.tflite").predict_array(frame).shape  # doctest: +SKIP
             (977, 1, 1)
         """
-        if self.pre.kind == "panel":  # many series: the rows of one, with its own scalers
+        if self.pre.many_series:  # the rows of one series, with its own scalers
             return self.pre.values(rows, self.predict_scaled, fixed_length=True, series=series)
         return self.pre.values(rows, self.predict_scaled, fixed_length=True)
 
@@ -317,7 +317,7 @@ class LitePredictor:
             >>> point, bands = predictor.predict_intervals(rows)  # doctest: +SKIP
             >>> lower, upper = bands[0.9]  # doctest: +SKIP
         """
-        if self.pre.kind == "panel":
+        if self.pre.many_series:
             return self.pre.forecast_bounds(
                 rows, self.predict_scaled, fixed_length=True, series=series
             )

@@ -139,6 +139,9 @@ class Preprocessing:
     """
 
     kind: ClassVar[str] = ""
+    # what a kind's inputs are, read by the device-side predictor instead of the kind's name
+    input_dtype: ClassVar[str] = "float32"  # the model's input type (token ids: int32)
+    many_series: ClassVar[bool] = False  # rows of several series: predict one by its id
     task: str
     feature_names: tuple[str, ...]
     target_names: tuple[str, ...]
@@ -441,6 +444,7 @@ class PanelPreprocessing(SeriesPreprocessing):
     With `series_scalers` each series has its own fitted scalers."""
 
     kind: ClassVar[str] = "panel"
+    many_series: ClassVar[bool] = True
     series_id: str = ""
     series_scalers: dict | None = None
 
@@ -587,6 +591,7 @@ class TextPreprocessing(Preprocessing):
     """Texts as token ids of a fixed vocabulary, `lookback` ids per text."""
 
     kind: ClassVar[str] = "text"
+    input_dtype: ClassVar[str] = "int32"
     vocabulary: tuple[str, ...] = ()
     sequence_length: int | None = None
 
