@@ -10,6 +10,7 @@ from pathlib import Path
 
 from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError
+from keras_lstm.files import check_output_folder
 from keras_lstm.pipeline import summary_table, train_and_save
 from tflite_export import LitePredictor
 from tflite_export.exporter import export
@@ -63,7 +64,7 @@ def run_quickstart(args) -> int:
     """Run the quickstart and print where everything was written."""
     start = time.perf_counter()
     epochs = _epochs(args)
-    out = Path(args.out)
+    out = check_output_folder(args.out)
     config = quickstart_config(epochs)
     print(
         f"keras-lstm quickstart: forecasting tomorrow's temp_max from 14 days of Seattle weather "

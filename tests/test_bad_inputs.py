@@ -1196,6 +1196,20 @@ CLI_CASES = [
         id="train-out-is-a-file",
     ),
     pytest.param(
+        lambda folder, trained: (
+            [(folder / "afile").write_text("mine"), "quickstart"][1:] + ["--out", "afile"]
+        ),
+        r"--out 'afile' is a file, not a folder",
+        id="quickstart-out-is-a-file",
+    ),
+    pytest.param(
+        lambda folder, trained: (
+            [_tune_setup(folder, trained), "tune", "config.yaml"][1:] + ["--out", "data.csv"]
+        ),
+        r"--out 'data\.csv' is a file, not a folder",
+        id="tune-out-is-a-file",
+    ),
+    pytest.param(
         _train_into("prev", _finished_run),
         r"'prev' holds a finished run of another config \(differs in data\.path.*"
         r"Choose another --out, or add --overwrite",

@@ -12,10 +12,10 @@ that a chief and workers share a small machine fairly.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from keras_lstm.config import load_config
 from keras_lstm.errors import ConfigError
+from keras_lstm.files import check_output_folder
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -113,7 +113,8 @@ def run_tune(args) -> int:
             f"{args.chief}; output in {args.out}",
             flush=True,
         )
-    result = tune(config, out_dir=Path(args.out), overwrite=args.overwrite, verbose=1)
+    out = check_output_folder(args.out)
+    result = tune(config, out_dir=out, overwrite=args.overwrite, verbose=1)
     if result is None:
         print(f"Worker {args.worker}: no trials left; the chief writes the results.")
         return 0
