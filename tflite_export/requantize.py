@@ -275,10 +275,13 @@ def export_int16x8(
     content8, content = _int16x8_files(inputs, streaming, mask_value)
     keras_outputs, keras_latency = _keras_outputs(bundle.model, validation.astype(np.float32))
     spread = float(np.std(keras_outputs)) or 1.0
+
+    def relative(outputs) -> float:
+        return float(np.sqrt(np.mean((outputs - keras_outputs) ** 2)) / spread)
+
     outputs = run_micro(content, validation, streaming, mask_value)
-    error16 = float(np.sqrt(np.mean((outputs - keras_outputs) ** 2)) / spread)
-    outputs8 = run_micro(content8, validation, streaming, mask_value)
-    error8 = float(np.sqrt(np.mean((outputs8 - keras_outputs) ** 2)) / spread)
+    error16 = relative(outputs)
+    error8 = relative(run_micro(content8, validation, streaming, mask_value))
     limit = INT16X8_MAX_ERROR if max_error is None else float(max_error)
     if not error16 <= limit:
         raise ExportError(

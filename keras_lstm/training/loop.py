@@ -301,9 +301,9 @@ def fit_line(history: dict) -> str:
     losses = history.get(name) or []
     if not losses:
         return "no epochs"
-    best = int(np.argmin(losses))
+    best = _best_epoch(history)  # the epoch the refit rule reads, counted from 1
     epochs = f"{len(losses)} epoch" + ("s" if len(losses) != 1 else "")
-    return f"{epochs}, best {name} {losses[best]:.4g} at epoch {best + 1}"
+    return f"{epochs}, best {name} {losses[best - 1]:.4g} at epoch {best}"
 
 
 def _build(prepared: Prepared):
